@@ -11,6 +11,10 @@ type Config struct {
 	Server Server  `yaml:"server"`
 	Store  Store   `yaml:"store"`
 	Brands []Brand `yaml:"brands"`
+
+	// Warnings are non-fatal findings of Load/Parse (an inline secret,
+	// binding none, no brands), for the caller to log or print.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 // Server is the HTTP side.
