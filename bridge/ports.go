@@ -156,6 +156,9 @@ type IdentityProvider interface {
 	Redeem(ctx context.Context, code, verifier, nonce string) (Identity, error)
 	// Ready reports whether the provider's keys are loaded.
 	Ready(ctx context.Context) error
+	// Issuer is the provider's pinned issuer (checked against the RFC 9207
+	// iss callback parameter).
+	Issuer() string
 }
 
 // Recorder receives domain events for metrics. Labels are brand and

@@ -23,10 +23,19 @@ type Token struct {
 const tokenLen = 24 // base64url of 2+16 bytes, no padding
 
 // NewToken mints a token in the partition of key.
-func NewToken(key Key) Token {
-	t := Token{Partition: key.Partition()}
+func NewToken(key Key) Token { return NewTokenIn(key.Partition()) }
+
+// NewTokenIn mints a token in the given partition.
+func NewTokenIn(partition uint16) Token {
+	t := Token{Partition: partition}
 	rand.Read(t.Secret[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return t
+}
+
+// PKCEChallenge is the S256 code challenge of a PKCE verifier (RFC 7636).
+func PKCEChallenge(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // String is the URL-safe text form.

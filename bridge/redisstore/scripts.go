@@ -1,0 +1,461 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// All Lua the store runs lives in this file. Rules every script follows:
+//
+//   - Every key it touches is in KEYS, and all KEYS of one call share the
+//     hash tag {pN} of one virtual partition, so the same script runs on a
+//     Redis Cluster (one slot per call).
+//   - "Now" comes from the caller (ARGV, unix milliseconds, the injected
+//     clock); logical expiry never uses Redis TIME. Real TTLs (PEXPIRE, SET
+//     PX) are set relative to now so Redis frees memory on its own.
+//   - A command the domain refuses returns a status before the first write:
+//     Redis does not roll a script back, so checks come first, writes last.
+//   - Results are arrays whose first element is a status: "ok" or one of
+//     dup, notfound, closed, stepped, bound, toomany, invalid (mapped to the
+//     bridge sentinels in Go).
+//
+// A session is one string value: a sequence of <name><len>:<value> fields,
+// names in letters only (pl platform, cs consumer, ch channel, st state,
+// sa started at, ua updated at, th ticket hash, lx link expiry, ln links
+// issued, cd code hash, cx code expiry, ca code attempts, pd pending
+// identity JSON, id identity JSON, su stepped-up at; times in unix ms). The
+// state is one letter: a anonymous, l link issued, v login verified, s
+// stepped up, c closed. One string beats a hash here: identity JSON is longer
+// than hash-max-listpack-value, which would turn a hash into a hashtable of
+// twice the size.
+//
+// The dedupe set of a conversation is a sorted set: member = 12 bytes of
+// SHA-256(event id), score = the unix ms until which the id counts as seen.
+//
+// An outbox stream entry has fields i (entry id), b (entry JSON, identity
+// included), n (attempts made before this stream entry existed). A delayed
+// retry is a sorted-set member "<n>:<len(i)>:<i><b>" scored by its due time.
+
+// prelude is shared by the scripts that need it (Redis has no shared Lua
+// between EVAL scripts, so it is prepended).
+const prelude = `
+local function int(x) return string.format('%d', x) end
+
+-- decode parses a session string into a table (nil for a missing key).
+local function decode(raw)
+  if not raw then return nil end
+  local s, pos = {}, 1
+  while pos <= #raw do
+    local k, n = string.match(raw, '^(%a+)(%d+):', pos)
+    if not k then return redis.error_reply('ERR stepup: corrupt session') end
+    local start = pos + #k + #n + 1
+    s[k] = string.sub(raw, start, start + tonumber(n) - 1)
+    pos = start + tonumber(n)
+  end
+  return s
+end
+
+local order = {'pl','cs','ch','st','sa','ua','th','lx','ln','cd','cx','ca','pd','id','su'}
+local known = {}
+for _, k in ipairs(order) do known[k] = true end
+
+-- encode is decode's inverse; fields a newer version added are kept.
+local function encode(s)
+  local out = {}
+  local function put(k)
+    local v = s[k]
+    if v ~= nil and v ~= '' then out[#out + 1] = k .. #v .. ':' .. v end
+  end
+  for _, k in ipairs(order) do put(k) end
+  local extra = {}
+  for k in pairs(s) do if not known[k] then extra[#extra + 1] = k end end
+  table.sort(extra)
+  for _, k in ipairs(extra) do put(k) end
+  return table.concat(out)
+end
+
+-- load returns the session at key if it is live at now (updated less than
+-- ttl ms before now), else nil. A corrupt value is an error reply.
+local function load(key, now, ttl)
+  local s = decode(redis.call('GET', key))
+  if type(s) == 'table' and s.err then return nil, s end
+  if s and tonumber(s.ua or '0') + ttl > now then return s end
+  return nil
+end
+
+local function save(key, s, ttl)
+  local raw = encode(s)
+  redis.call('SET', key, raw, 'PX', ttl)
+  return raw
+end
+
+-- observe creates the session (s nil) or refreshes it, as memstore does.
+local function observe(s, at, platform, consumer, channel)
+  if not s then s = {st = 'a', sa = at, pl = platform} end
+  if (s.cs or '') == '' then s.cs = consumer end
+  if (s.ch or '') == '' then s.ch = channel end
+  if (s.pl or '') == '' then s.pl = platform end
+  s.ua = at
+  return s
+end
+
+local function clearcode(s) s.cd = nil; s.cx = nil; s.ca = nil; s.pd = nil end
+
+local function stepup(s, ident, at)
+  clearcode(s)
+  s.th = nil
+  s.st = 's'
+  s.id = ident
+  s.su = at
+end
+
+-- seen reports whether member m is in the dedupe set and not expired at now.
+local function seen(key, m, now)
+  if m == '' then return false end
+  local sc = redis.call('ZSCORE', key, m)
+  return sc ~= false and tonumber(sc) > now
+end
+
+-- mark records member m until now+ttl and drops members expired at now.
+local function mark(key, m, now, ttl)
+  if m == '' then return end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, now + ttl, m)
+  redis.call('PEXPIRE', key, ttl)
+end
+
+local function ensuregroup(stream, group)
+  if redis.call('EXISTS', stream) == 0 then
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  end
+end
+
+-- enqueue appends the outbox entries in ARGV[first..] (pairs: entry id,
+-- entry JSON) to the stream; a non-nil identity JSON is spliced into each.
+local function enqueue(stream, group, first, ident)
+  if first > #ARGV then return end
+  ensuregroup(stream, group)
+  for i = first, #ARGV, 2 do
+    local body = ARGV[i + 1]
+    if ident then body = string.sub(body, 1, -2) .. ',"identity":' .. ident .. '}' end
+    redis.call('XADD', stream, '*', 'i', ARGV[i], 'b', body, 'n', '0')
+  end
+end
+
+local function fields(list)
+  local f = {}
+  for i = 1, #list, 2 do f[list[i]] = list[i + 1] end
+  return f
+end
+
+-- current reports whether stream entry id is pending with exactly
+-- deliveries deliveries, i.e. the handle presenting it still holds it.
+local function current(stream, group, id, deliveries)
+  local p = redis.pcall('XPENDING', stream, group, id, id, 1)
+  if type(p) ~= 'table' or p.err or #p == 0 then return false end
+  return tostring(p[1][4]) == deliveries
+end
+`
+
+// observeScript: Observe and Close.
+// KEYS: 1 session, 2 dedupe set.
+// ARGV: 1 now (ms), 2 session ttl (ms), 3 dedupe ttl (ms), 4 event member
+// ("" = no dedupe), 5 platform, 6 consumer, 7 channel, 8 "1" to close.
+// Returns {"ok", session} or {"dup"}.
+var observeScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
+local cur, err = load(KEYS[1], now, ttl)
+if err then return err end
+mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+local s = observe(cur, ARGV[1], ARGV[5], ARGV[6], ARGV[7])
+if ARGV[8] == '1' then
+  clearcode(s)
+  s.th = nil
+  s.st = 'c'
+end
+return {'ok', save(KEYS[1], s, ttl)}
+`)
+
+// issueScript: IssueTicket.
+// KEYS: 1 session, 2 dedupe set, 3 ticket, 4 outbox stream.
+// ARGV: 1 now, 2 session ttl, 3 dedupe ttl, 4 event member, 5 "1" if an
+// observation is given, 6 observation time, 7 platform, 8 consumer,
+// 9 channel, 10 ticket hash, 11 link expiry (ms), 12 max links (0 = no
+// limit), 13 ticket value (the encoded conversation), 14 consumer group,
+// 15.. outbox entries (id, JSON).
+// Returns {"ok", session} or {"dup"|"notfound"|"closed"|"stepped"|"toomany"}.
+var issueScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
+local cur, err = load(KEYS[1], now, ttl)
+if err then return err end
+if not cur and ARGV[5] ~= '1' then return {'notfound'} end
+local st = cur and cur.st or 'a'
+if st == 'c' then return {'closed'} end
+if st == 's' then return {'stepped'} end
+local links = tonumber(cur and cur.ln or '0')
+local max = tonumber(ARGV[12])
+if max > 0 and links >= max then return {'toomany'} end
+
+mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+local s
+if ARGV[5] == '1' then
+  local at = tonumber(ARGV[6])
+  local c2 = cur
+  if c2 and tonumber(c2.ua) + ttl <= at then c2 = nil end
+  s = observe(c2, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+else
+  s = cur
+  s.ua = ARGV[1]
+end
+s.st = 'l'
+s.th = ARGV[10]
+s.lx = ARGV[11]
+s.ln = int(tonumber(s.ln or '0') + 1)
+clearcode(s)
+local raw = save(KEYS[1], s, ttl)
+redis.call('SET', KEYS[3], ARGV[13], 'PX', math.max(1, tonumber(ARGV[11]) - now))
+enqueue(KEYS[4], ARGV[14], 15, nil)
+return {'ok', raw}
+`)
+
+// beginScript: BeginLogin (consume the ticket, store the transaction).
+// KEYS: 1 ticket, 2 session, 3 login transaction.
+// ARGV: 1 now, 2 session ttl, 3 ticket hash, 4 expected ticket value,
+// 5 brand, 6 transaction JSON, 7 transaction expiry (ms).
+// Returns {"ok", session} or {"invalid"}.
+var beginScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('GET', KEYS[1]) ~= ARGV[4] then return {'invalid'} end
+local s, err = load(KEYS[2], now, ttl)
+if err then return err end
+if not s or s.st ~= 'l' or s.th ~= ARGV[3] or tonumber(s.lx or '0') <= now then return {'invalid'} end
+redis.call('DEL', KEYS[1])
+s.th = nil
+s.ua = ARGV[1]
+local raw = save(KEYS[2], s, ttl)
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'b', ARGV[5], 'x', ARGV[7], 'j', ARGV[6])
+redis.call('PEXPIRE', KEYS[3], math.max(1, tonumber(ARGV[7]) - now))
+return {'ok', raw}
+`)
+
+// takeScript: TakeLogin (return and delete the transaction, once).
+// KEYS: 1 login transaction.
+// ARGV: 1 brand, 2 now.
+// Returns {"ok", transaction JSON} or {"invalid"}.
+var takeScript = redis.NewScript(`
+local t = redis.call('HMGET', KEYS[1], 'b', 'x', 'j')
+if not t[1] or t[1] ~= ARGV[1] then return {'invalid'} end
+redis.call('DEL', KEYS[1])
+if tonumber(t[2]) <= tonumber(ARGV[2]) then return {'invalid'} end
+return {'ok', t[3]}
+`)
+
+// verifyScript: VerifyLogin.
+// KEYS: 1 session, 2 outbox stream.
+// ARGV: 1 now, 2 session ttl, 3 identity JSON, 4 issuer, 5 subject, 6 code
+// hash ("" = binding none: step up now), 7 code expiry, 8 consumer group,
+// 9.. outbox entries (written only when stepping up).
+// Returns {"ok", session} or {"notfound"|"closed"|"stepped"|"bound"}.
+var verifyScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local s, err = load(KEYS[1], now, ttl)
+if err then return err end
+if not s then return {'notfound'} end
+if s.st == 'c' then return {'closed'} end
+if s.st == 's' then
+  local ok, cur = pcall(cjson.decode, s.id or '')
+  if ok and type(cur) == 'table' and cur.iss == ARGV[4] and cur.sub == ARGV[5] then return {'stepped'} end
+  return {'bound'}
+end
+s.ua = ARGV[1]
+if ARGV[6] ~= '' then
+  s.st = 'v'
+  s.cd = ARGV[6]
+  s.cx = ARGV[7]
+  s.ca = nil
+  s.pd = ARGV[3]
+  return {'ok', save(KEYS[1], s, ttl)}
+end
+stepup(s, ARGV[3], ARGV[1])
+local raw = save(KEYS[1], s, ttl)
+enqueue(KEYS[2], ARGV[8], 9, ARGV[3])
+return {'ok', raw}
+`)
+
+// confirmScript: ConfirmCode.
+// KEYS: 1 session, 2 dedupe set, 3 outbox stream.
+// ARGV: 1 now (the message time), 2 session ttl, 3 dedupe ttl, 4 event
+// member, 5 platform, 6 consumer, 7 channel, 8 code hash, 9 max attempts,
+// 10 consumer group, 11.. outbox entries (written, with the identity, on a
+// match).
+// Returns {"ok", result, session} or {"dup"}.
+var confirmScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
+local cur, err = load(KEYS[1], now, ttl)
+if err then return err end
+mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+local s = observe(cur, ARGV[1], ARGV[5], ARGV[6], ARGV[7])
+local res
+if s.st ~= 'v' then
+  res = 'no_pending'
+elseif tonumber(s.cx or '0') <= now then
+  clearcode(s)
+  s.st = 'a'
+  res = 'expired'
+elseif s.cd == ARGV[8] then
+  stepup(s, s.pd, ARGV[1])
+  res = 'matched'
+else
+  local a = tonumber(s.ca or '0') + 1
+  if a >= tonumber(ARGV[9]) then
+    clearcode(s)
+    s.st = 'a'
+    res = 'locked'
+  else
+    s.ca = int(a)
+    res = 'mismatch'
+  end
+end
+local raw = save(KEYS[1], s, ttl)
+if res == 'matched' then enqueue(KEYS[3], ARGV[10], 11, s.id) end
+return {'ok', res, raw}
+`)
+
+// probeScript: how much work one partition has for a claim (read only).
+// KEYS: 1 outbox stream, 2 delayed set.
+// ARGV: 1 consumer group, 2 now, 3 lease (min idle ms), 4 cap.
+// Returns due retries + undelivered entries + expired leases (capped).
+var probeScript = redis.NewScript(`
+local n = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[2])
+local len = redis.call('XLEN', KEYS[1])
+if len > 0 then
+  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+  if type(p) == 'table' and p.err then
+    n = n + len
+  else
+    n = n + math.max(0, len - p[1])
+    if p[1] > 0 then
+      n = n + #redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', ARGV[4])
+    end
+  end
+end
+return n
+`)
+
+// claimScript: hand out up to count deliveries of one partition: first
+// move due retries from the delayed set into the stream, then take back
+// entries whose lease ran out (XAUTOCLAIM), then read new ones.
+// KEYS: 1 outbox stream, 2 delayed set.
+// ARGV: 1 consumer group, 2 consumer (worker), 3 now, 4 lease (min idle
+// ms), 5 count.
+// Returns {{stream id, {field, value, ...}, deliveries}, ...}.
+var claimScript = redis.NewScript(prelude + `
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local count = tonumber(ARGV[5])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 256)
+if #due > 0 then ensuregroup(stream, group) end
+for _, m in ipairs(due) do
+  local n, il = string.match(m, '^(%d+):(%d+):')
+  if n then
+    local off = #n + #il + 3
+    local id = string.sub(m, off, off + tonumber(il) - 1)
+    redis.call('XADD', stream, '*', 'i', id, 'b', string.sub(m, off + tonumber(il)), 'n', n)
+  end
+  redis.call('ZREM', KEYS[2], m)
+end
+if redis.call('EXISTS', stream) == 0 then return {} end
+local out = {}
+local cursor, rounds = '0-0', 0
+repeat
+  local r = redis.pcall('XAUTOCLAIM', stream, group, consumer, ARGV[4], cursor, 'COUNT', count - #out)
+  if type(r) == 'table' and r.err then
+    if string.find(r.err, 'NOGROUP', 1, true) then
+      redis.call('XGROUP', 'CREATE', stream, group, '0')
+      break
+    end
+    return r
+  end
+  cursor = r[1]
+  for _, e in ipairs(r[2]) do
+    if type(e) == 'table' and type(e[2]) == 'table' then
+      local p = redis.call('XPENDING', stream, group, e[1], e[1], 1)
+      out[#out + 1] = {e[1], e[2], p[1][4]}
+    end
+  end
+  rounds = rounds + 1
+until cursor == '0-0' or #out >= count or rounds >= 4
+if #out < count then
+  local x = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out, 'STREAMS', stream, '>')
+  if x then
+    for _, e in ipairs(x[1][2]) do out[#out + 1] = {e[1], e[2], 1} end
+  end
+end
+return out
+`)
+
+// ackScript: Ack (the effect happened: remove the entry whoever holds it).
+// KEYS: 1 outbox stream.
+// ARGV: 1 consumer group, 2 stream id.
+var ackScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+`)
+
+// retryScript: Retry (move the entry from the stream to the delayed set).
+// A stale handle (the lease ran out and another worker holds the entry, or
+// it is settled already) changes nothing.
+// KEYS: 1 outbox stream, 2 delayed set.
+// ARGV: 1 consumer group, 2 stream id, 3 deliveries of the handle, 4 due (ms).
+// Returns 1 if moved, 0 if stale.
+var retryScript = redis.NewScript(prelude + `
+if not current(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if #e == 0 then return 0 end
+local f = fields(e[1][2])
+local n = tonumber(f.n or '0') + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], int(n) .. ':' .. #f.i .. ':' .. f.i .. f.b)
+return 1
+`)
+
+// buryScript: Bury (move the entry to the dead letters, bounded).
+// KEYS: 1 outbox stream, 2 dead-letter stream.
+// ARGV: 1 consumer group, 2 stream id, 3 deliveries of the handle ("" =
+// any), 4 reason, 5 now (ms), 6 max dead letters (approximate), 7 retention
+// (ms; trimmed by the Redis clock because stream ids carry it).
+// Returns 1 if buried, 0 if stale.
+var buryScript = redis.NewScript(prelude + `
+if ARGV[3] ~= '' and not current(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if #e == 0 then return 0 end
+local f = fields(e[1][2])
+local n = tonumber(f.n or '0') + tonumber(ARGV[3] ~= '' and ARGV[3] or '1')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'i', f.i, 'b', f.b, 'n', int(n), 'r', ARGV[4], 't', ARGV[5])
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[7])
+if cutoff > 0 then redis.call('XTRIM', KEYS[2], 'MINID', '~', int(cutoff)) end
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return 1
+`)
+
+// replayScript: Replay (a dead letter goes back to the stream with a fresh
+// attempt count).
+// KEYS: 1 dead-letter stream, 2 outbox stream.
+// ARGV: 1 consumer group, 2 dead-letter stream id.
+// Returns 1 if replayed, 0 if no such dead letter.
+var replayScript = redis.NewScript(prelude + `
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e == 0 then return 0 end
+local f = fields(e[1][2])
+ensuregroup(KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'i', f.i, 'b', f.b, 'n', '0')
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+`)
+
+// scripts lists every script (tests check they all load).
+var scripts = []*redis.Script{observeScript, issueScript, beginScript, takeScript, verifyScript, confirmScript, probeScript, claimScript, ackScript, retryScript, buryScript, replayScript}

@@ -1,0 +1,147 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+)
+
+// DeliveryPolicy tunes the outbox workers.
+type DeliveryPolicy struct {
+	Workers     int
+	MaxAttempts int
+	MinBackoff  time.Duration
+	MaxBackoff  time.Duration
+	CallTimeout time.Duration
+}
+
+// Backoff is the wait before attempt+1: exponential from MinBackoff, capped
+// at MaxBackoff, with full jitter over its upper half so that a platform
+// coming back is not hit by every entry at once.
+func (p DeliveryPolicy) Backoff(attempt int) time.Duration {
+	d := p.MinBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// RunWorkers consumes the outbox until ctx ends. Every replica runs them;
+// the store hands each entry to one worker at a time.
+func (s *Service) RunWorkers(ctx context.Context, p DeliveryPolicy, name string) {
+	var wg sync.WaitGroup
+	for i := range max(p.Workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.work(ctx, p, fmt.Sprintf("%s-%d", name, i))
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Service) work(ctx context.Context, p DeliveryPolicy, worker string) {
+	for ctx.Err() == nil {
+		ds, err := s.store.Claim(ctx, worker, 16, time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("outbox claim failed", "worker", worker, "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for _, d := range ds {
+			s.deliverOne(ctx, p, d)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// deliverOne makes one attempt and settles the delivery in the store.
+func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) {
+	e := d.Entry
+	log := s.log.With("brand", e.Key.Brand, "conversation", e.Key.Conversation, "effect", string(e.Effect), "entry", e.ID, "attempt", d.Attempt)
+	callCtx, cancel := context.WithTimeout(ctx, p.CallTimeout)
+	err := s.Deliver(callCtx, e)
+	cancel()
+	// Settle with a context that outlives shutdown's cancel, briefly, so a
+	// finished call is not delivered again needlessly.
+	settle, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelSettle()
+	var serr error
+	switch {
+	case err == nil:
+		serr = s.store.Ack(settle, d)
+		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "delivered")
+		log.Info("platform call delivered")
+	case IsPermanent(err) || d.Attempt >= p.MaxAttempts:
+		serr = s.store.Bury(settle, d, err.Error())
+		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "dead_letter")
+		log.Error("platform call failed for good; moved to dead letters", "error", err, "permanent", IsPermanent(err))
+	default:
+		wait := p.Backoff(d.Attempt)
+		serr = s.store.Retry(settle, d, s.clock.Now().Add(wait), err.Error())
+		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "retry")
+		log.Warn("platform call failed; will retry", "error", err, "in", wait.String())
+	}
+	if serr != nil {
+		// Unsettled: the lease runs out and the entry is handed out again.
+		log.Warn("outbox settle failed", "error", serr)
+	}
+}
+
+// Deliver renders what only exists at delivery time (the agent note needs
+// the identity the store attached) and calls the platform.
+func (s *Service) Deliver(ctx context.Context, e OutboxEntry) error {
+	b, err := s.Brand(e.Key.Brand)
+	if err != nil {
+		return Permanent(fmt.Errorf("brand %q is no longer configured", e.Key.Brand))
+	}
+	p, ok := b.Platforms[e.Platform]
+	if !ok {
+		return Permanent(fmt.Errorf("platform %q is no longer configured for brand %q", e.Platform, e.Key.Brand))
+	}
+	if e.Effect == EffectNotifyAgents && e.Text == "" {
+		if e.Identity == nil {
+			return Permanent(errors.New("agent note without identity"))
+		}
+		e.Text, err = RenderNote(b.Policy.NotifyMessage, e.Identity)
+		if err != nil {
+			return Permanent(err)
+		}
+	}
+	return p.Deliver(ctx, e)
+}
+
+// NoteData is what the agent-note template sees: the identity plus
+// AMRText ("pwd, otp") and a VerifiedAt formatted for people.
+type NoteData struct {
+	*Identity
+	AMRText    string
+	VerifiedAt string
+}
+
+// RenderNote renders the agent note for an identity.
+func RenderNote(t *template.Template, id *Identity) (string, error) {
+	var b strings.Builder
+	d := NoteData{Identity: id, AMRText: strings.Join(id.AMR, ", "), VerifiedAt: id.VerifiedAt.UTC().Format("2006-01-02 15:04 UTC")}
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("render agent note: %w", err)
+	}
+	return b.String(), nil
+}
