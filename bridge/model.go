@@ -137,6 +137,9 @@ type Event struct {
 	Channel      string
 	Text         string
 	At           time.Time
+	// Subject is the customer id the platform authenticated the consumer
+	// as (EventIdentitySwap only).
+	Subject string
 }
 
 // LoginTxn is an OIDC authorization request under way in one browser.

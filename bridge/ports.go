@@ -111,6 +111,7 @@ type Store interface {
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 
+	LoginStore
 	Outbox
 }
 

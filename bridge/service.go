@@ -35,6 +35,9 @@ type Policy struct {
 	NotifyMessage   *template.Template
 	ConsumerMessage string
 	Skill           string
+	// LoginWindow is how long a recorded login (platform-native step-up)
+	// waits for the platform's swap; 0 = DefaultLoginWindow.
+	LoginWindow time.Duration
 }
 
 // Brand is one tenant wired to its adapters.
@@ -223,6 +226,9 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		s.rec.LinkIssued(b.ID, "agent_command")
 		log.Info("login link issued", "via", "agent_command")
 		return "link_issued", nil
+
+	case EventIdentitySwap:
+		return s.identitySwap(ctx, b, platform, ev, obs)
 
 	case EventConversationClosed:
 		_, err := s.store.Close(ctx, ev.ID, obs)

@@ -33,6 +33,7 @@ type Store struct {
 	txns     map[string]txn       // hash → transaction
 	outbox   map[string]*item     // entry id → item
 	dead     map[string]DeadLetter
+	logins   map[bridge.Key]login // bridge.LoginKey → latest recorded login
 	wake     chan struct{} // closed and replaced when an entry becomes available
 	ops      int
 }
@@ -40,6 +41,11 @@ type Store struct {
 type ticket struct {
 	brand   string
 	key     bridge.Key
+	expires time.Time
+}
+
+type login struct {
+	rec     bridge.LoginRecord
 	expires time.Time
 }
 
@@ -87,6 +93,7 @@ func New(opts Options) *Store {
 		txns:     map[string]txn{},
 		outbox:   map[string]*item{},
 		dead:     map[string]DeadLetter{},
+		logins:   map[bridge.Key]login{},
 		wake:     make(chan struct{}),
 	}
 }
@@ -497,4 +504,65 @@ func (s *Store) sweep(now time.Time) {
 			delete(s.txns, k)
 		}
 	}
+	for k, l := range s.logins {
+		if !now.Before(l.expires) {
+			delete(s.logins, k)
+		}
+	}
+}
+
+// RecordLogin implements bridge.LoginStore.
+func (s *Store) RecordLogin(_ context.Context, rec bridge.LoginRecord, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep(rec.At)
+	k := bridge.LoginKey(rec.Brand, rec.Identity.Subject)
+	if old, ok := s.logins[k]; ok && old.rec.Verified && !rec.Verified && rec.At.Before(old.expires) {
+		return nil // a hint never replaces a live verified login
+	}
+	rec.Identity = *rec.Identity.Clone()
+	s.logins[k] = login{rec: rec, expires: expiresAt}
+	return nil
+}
+
+// LatestLogin implements bridge.LoginStore.
+func (s *Store) LatestLogin(_ context.Context, brand, subject string, now time.Time) (bridge.LoginRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.logins[bridge.LoginKey(brand, subject)]
+	if !ok || !now.Before(l.expires) {
+		return bridge.LoginRecord{}, bridge.ErrNotFound
+	}
+	rec := l.rec
+	rec.Identity = *l.rec.Identity.Clone()
+	return rec, nil
+}
+
+// NativeStepUp implements bridge.LoginStore.
+func (s *Store) NativeStepUp(_ context.Context, cmd bridge.NativeStepUp) (bridge.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := cmd.Obs.At
+	s.sweep(now)
+	if s.seenBefore(cmd.Obs.Key.Brand, cmd.EventID, now) {
+		return bridge.Session{}, bridge.ErrDuplicate
+	}
+	sess := s.session(cmd.Obs.Key, now)
+	if sess == nil {
+		return bridge.Session{}, bridge.ErrNotFound
+	}
+	switch sess.State {
+	case bridge.StateClosed:
+		return bridge.Session{}, bridge.ErrClosed
+	case bridge.StateSteppedUp:
+		if sess.Identity.SameSubject(&cmd.Identity) {
+			return bridge.Session{}, bridge.ErrAlreadySteppedUp
+		}
+		return bridge.Session{}, bridge.ErrBoundElsewhere
+	}
+	s.markSeen(cmd.Obs.Key.Brand, cmd.EventID, now)
+	sess.UpdatedAt = now
+	id := cmd.Identity
+	s.stepUp(sess, &id, now, cmd.Outbox)
+	return sess.Clone(), nil
 }

@@ -142,6 +142,8 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Close", func(t *testing.T) { testClose(t, factory) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, factory) })
 	t.Run("Races", func(t *testing.T) { testRaces(t, factory) })
+	t.Run("Logins", func(t *testing.T) { testLogins(t, factory) })
+	t.Run("NativeStepUp", func(t *testing.T) { testNativeStepUp(t, factory) })
 }
 
 func testObserve(t *testing.T, factory Factory) {
