@@ -34,7 +34,7 @@ type Store struct {
 	outbox   map[string]*item     // entry id → item
 	dead     map[string]DeadLetter
 	logins   map[bridge.Key]login // bridge.LoginKey → latest recorded login
-	wake     chan struct{} // closed and replaced when an entry becomes available
+	wake     chan struct{}        // closed and replaced when an entry becomes available
 	ops      int
 }
 
