@@ -75,10 +75,14 @@ func (m *Metrics) LinkIssued(brand, via string) { m.links.WithLabelValues(brand,
 func (m *Metrics) Login(brand, outcome string) { m.logins.WithLabelValues(brand, outcome).Inc() }
 
 // Code implements bridge.Recorder.
-func (m *Metrics) Code(brand string, r bridge.CodeResult) { m.codes.WithLabelValues(brand, string(r)).Inc() }
+func (m *Metrics) Code(brand string, r bridge.CodeResult) {
+	m.codes.WithLabelValues(brand, string(r)).Inc()
+}
 
 // SteppedUp implements bridge.Recorder.
-func (m *Metrics) SteppedUp(brand, platform string) { m.steppedUp.WithLabelValues(brand, platform).Inc() }
+func (m *Metrics) SteppedUp(brand, platform string) {
+	m.steppedUp.WithLabelValues(brand, platform).Inc()
+}
 
 // Delivery implements bridge.Recorder.
 func (m *Metrics) Delivery(brand, platform string, e bridge.Effect, outcome string) {
