@@ -237,18 +237,18 @@ func (s *Server) emit(kind, text string) {
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                s.issuer,
-		"authorization_endpoint":                s.issuer + "/authorize",
-		"token_endpoint":                        s.issuer + "/token",
-		"jwks_uri":                              s.issuer + "/jwks",
-		"response_types_supported":              []string{"code"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic"},
-		"grant_types_supported":                 []string{"authorization_code"},
-		"scopes_supported":                      []string{"openid", "profile", "email"},
-		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "amr", "acr", "customer_id"},
+		"issuer":                                         s.issuer,
+		"authorization_endpoint":                         s.issuer + "/authorize",
+		"token_endpoint":                                 s.issuer + "/token",
+		"jwks_uri":                                       s.issuer + "/jwks",
+		"response_types_supported":                       []string{"code"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic"},
+		"grant_types_supported":                          []string{"authorization_code"},
+		"scopes_supported":                               []string{"openid", "profile", "email"},
+		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "amr", "acr", "customer_id"},
 		"authorization_response_iss_parameter_supported": true,
 	})
 }
