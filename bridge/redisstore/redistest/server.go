@@ -1,0 +1,156 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a throwaway redis-server process on a loopback port, with no
+// persistence, that a test can stop and start again on the same port.
+type Server struct {
+	Addr string
+	Port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	t    testing.TB
+}
+
+// StartServer starts redis-server on a free loopback port and stops it when
+// the test ends. It skips under -short (starting processes is the slow
+// tier) and fails if redis-server is not installed (deploy/test.sh installs
+// it).
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a redis-server process: skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not on PATH (bash deploy/test.sh installs it): %v", err)
+	}
+	s := &Server{dir: t.TempDir(), t: t}
+	var lastErr error
+	// A port found free may be taken before redis binds it: try a few.
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		s.Port, s.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if lastErr = s.start(); lastErr == nil {
+			t.Cleanup(func() { s.Kill() })
+			return s
+		}
+	}
+	t.Fatalf("start redis-server: %v", lastErr)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start() error {
+	cmd := exec.Command("redis-server",
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.Port),
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--logfile", filepath.Join(s.dir, "redis.log"))
+	orphanProof(cmd)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, tail(log, 400))
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("redis-server on %s did not answer: %w", s.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// Stop shuts the server down (SHUTDOWN NOSAVE) and waits for the process.
+func (s *Server) Stop() {
+	s.t.Helper()
+	if s.cmd == nil {
+		return
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = c.ShutdownNoSave(ctx).Err() // the connection drops: an error is expected
+	cancel()
+	_ = c.Close()
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		s.Kill()
+	}
+	s.cmd = nil
+}
+
+// Kill ends the process at once (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port (empty: nothing is
+// persisted).
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.cmd != nil {
+		s.t.Fatalf("redis-server on %s is still running", s.Addr)
+	}
+	// The port is normally free at once; TIME_WAIT does not block a
+	// listener with SO_REUSEADDR, which redis sets. Retry briefly anyway.
+	var err error
+	for range 20 {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("restart redis-server on %s: %v", s.Addr, err)
+}
