@@ -97,6 +97,9 @@ func (s *StepUp) setDefaults() {
 	s.NotifyAgents = true
 	s.NotifyMessage = "Consumer verified: {{.Name}} ({{.Subject}}) via {{.Provider}} at {{.VerifiedAt}}"
 	s.ConsumerMessage = "Thanks, you are now verified."
+	// A platform swaps the consumer seconds after the login; half an hour
+	// covers a slow consumer without keeping logins around for long.
+	s.LoginWindow = 30 * time.Minute
 }
 
 func (p *StandardPlatform) setDefaults() {

@@ -164,6 +164,9 @@ type StepUp struct {
 	ConsumerMessage string `yaml:"consumer_message"`
 	// Skill/queue to route a stepped-up conversation to ("" = none).
 	Skill string `yaml:"skill"`
+	// LoginWindow is how long a login recorded by the token endpoint or an
+	// IdP login event waits for the platform's identity swap (native step-up).
+	LoginWindow time.Duration `yaml:"login_window"`
 }
 
 // Secret is a value given as ${ENV_VAR}, file:/path, or (discouraged)

@@ -316,6 +316,7 @@ func (s *StepUp) validate(r *collector, path string) {
 		r.errorf(join(path, "binding"), "unknown binding %q (known: %s, %s)", s.Binding, BindingConfirmCode, BindingNone)
 	}
 	between(r, join(path, "code_ttl"), s.CodeTTL, time.Minute, 30*time.Minute)
+	between(r, join(path, "login_window"), s.LoginWindow, time.Minute, 24*time.Hour)
 	if s.CodeLength < 4 || s.CodeLength > 10 {
 		r.errorf(join(path, "code_length"), "must be between 4 and 10, got %d", s.CodeLength)
 	}

@@ -43,6 +43,9 @@ type App struct {
 type buildOptions struct {
 	Clock      bridge.Clock
 	HTTPClient *http.Client // outbound calls to IdPs (tests trust their own CAs)
+	// RedisPrefix isolates the Redis keys of one App (tests sharing a
+	// server); "" is the store's default. The configuration has no such key.
+	RedisPrefix string
 }
 
 // build wires an App from a validated configuration.
@@ -51,7 +54,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		o.Clock = bridge.SystemClock{}
 	}
 	a := &App{Config: cfg, Log: log, Metrics: telemetry.NewMetrics()}
-	store, closeStore, err := newStore(cfg.Store, o.Clock, log)
+	store, closeStore, err := newStore(cfg.Store, o.Clock, o.RedisPrefix, log)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +72,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			return nil, fmt.Errorf("brands[%d] (%s): %w", i, bc.ID, err)
 		}
 		brands = append(brands, b)
+		// The IdP keeps background work (discovery retries, JWK Set refresh).
+		if c, ok := b.Identity.(interface{ Close() }); ok {
+			a.closers = append(a.closers, c.Close)
+		}
 		for _, k := range bc.APIKeys {
 			apiKeys[bc.ID] = append(apiKeys[bc.ID], k.Value)
 		}
@@ -89,14 +96,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 	return a, nil
 }
 
-func newStore(sc config.Store, clock bridge.Clock, log *slog.Logger) (bridge.Store, func(), error) {
+func newStore(sc config.Store, clock bridge.Clock, redisPrefix string, log *slog.Logger) (bridge.Store, func(), error) {
 	switch sc.Driver {
 	case "redis":
 		client, err := redisstore.NewClient(sc.Redis)
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: %w", err)
 		}
-		s, err := redisstore.New(client, redisstore.Options{Clock: clock, SessionTTL: sc.SessionTTL, DedupeTTL: sc.DedupeTTL, ClaimTimeout: sc.Outbox.ClaimIdle, Logger: log})
+		s, err := redisstore.New(client, redisstore.Options{Clock: clock, Prefix: redisPrefix, SessionTTL: sc.SessionTTL, DedupeTTL: sc.DedupeTTL, ClaimTimeout: sc.Outbox.ClaimIdle, Logger: log})
 		if err != nil {
 			client.Close()
 			return nil, nil, fmt.Errorf("store: %w", err)
@@ -143,6 +150,7 @@ func policy(s config.StepUp) (bridge.Policy, error) {
 		LinkTTL: s.LinkTTL, TxnTTL: 10 * time.Minute, Binding: s.Binding, CodeTTL: s.CodeTTL, CodeLength: s.CodeLength,
 		CodeAttempts: s.CodeAttempts, MaxLinks: s.MaxLinks, Channels: s.Channels, AgentCommand: s.AgentCommand,
 		LinkMessage: link, NotifyAgents: s.NotifyAgents, NotifyMessage: note, ConsumerMessage: s.ConsumerMessage, Skill: s.Skill,
+		LoginWindow: s.LoginWindow,
 	}, nil
 }
 
