@@ -211,6 +211,7 @@ func minimalWithDefaults() Config {
 				NotifyAgents:    true,
 				NotifyMessage:   "Consumer verified: {{.Name}} ({{.Subject}}) via {{.Provider}} at {{.VerifiedAt}}",
 				ConsumerMessage: "Thanks, you are now verified.",
+				LoginWindow:     30 * time.Minute,
 			},
 		}},
 	}
