@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -128,7 +127,7 @@ func (s *server) loginStart(c *gin.Context) {
 		return
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: CookieName, Value: start.TxnCookie, Path: "/", MaxAge: int(time.Until(start.ExpiresAt).Seconds()),
+		Name: CookieName, Value: start.TxnCookie, Path: "/", MaxAge: int(start.ExpiresAt.Sub(s.clock.Now()).Seconds()), // the injected clock, as the expiry
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	c.Header("Cache-Control", "no-store")
