@@ -119,18 +119,32 @@ type Identity struct {
 	// Algorithms allowed for ID tokens (asymmetric only).
 	Algorithms []string `yaml:"algorithms"`
 	// ExtraAudiences may appear in aud besides client_id.
-	ExtraAudiences []string      `yaml:"extra_audiences"`
-	Leeway         time.Duration `yaml:"leeway"`
-	MaxTokenAge    time.Duration `yaml:"max_token_age"`
-	HTTPTimeout    time.Duration `yaml:"http_timeout"`
-	Claims         ClaimMapping  `yaml:"claims"`
+	ExtraAudiences []string `yaml:"extra_audiences"`
+	// ExtraIssuers are other exact spellings of the issuer accepted in iss
+	// (Google: accounts.google.com); discovery still pins issuer.
+	ExtraIssuers []string      `yaml:"extra_issuers"`
+	Leeway       time.Duration `yaml:"leeway"`
+	MaxTokenAge  time.Duration `yaml:"max_token_age"`
+	HTTPTimeout  time.Duration `yaml:"http_timeout"`
+	Claims       ClaimMapping  `yaml:"claims"`
+	// LoginEvents are the IdP's server-to-server login events, each at
+	// POST /idp/{brand}/{name} (see config/idp.go). They record logins for
+	// platform-native step-up; they never bind a conversation by themselves.
+	LoginEvents []LoginEvents `yaml:"login_events"`
 }
 
 // ClaimMapping says which ID-token claims fill the identity.
 type ClaimMapping struct {
 	Subject string `yaml:"subject"` // default sub
-	Name    string `yaml:"name"`    // default name
-	Email   string `yaml:"email"`   // default email
+	// Tenant, when set, names a claim that must be present and prefixes the
+	// subject as "tenant:subject" (Entra: subject oid, tenant tid).
+	Tenant string `yaml:"tenant"`
+	// EmailSubject allows an email-like claim (email, upn,
+	// preferred_username) as the subject; the token must then also carry
+	// email_verified true. Off by default: emails are reassigned.
+	EmailSubject bool   `yaml:"email_subject"`
+	Name         string `yaml:"name"`  // default name
+	Email        string `yaml:"email"` // default email
 	// Extra maps identity attribute names (shown to agents, sent to the
 	// platform) to claim names, e.g. customer_id: https://acme.example/customer_id.
 	Extra map[string]string `yaml:"extra"`

@@ -286,6 +286,11 @@ func (i *Identity) validate(r *collector, path string) {
 			r.errorf(index(join(path, "extra_audiences"), j), "empty audience")
 		}
 	}
+	for j, a := range i.ExtraIssuers {
+		if a == "" || a == i.Issuer {
+			r.errorf(index(join(path, "extra_issuers"), j), "must be another spelling of the issuer, not empty or the issuer itself")
+		}
+	}
 	switch {
 	case i.Leeway < 0:
 		r.errorf(join(path, "leeway"), "must not be negative")
@@ -304,6 +309,8 @@ func (i *Identity) validate(r *collector, path string) {
 			r.errorf(join(extra, k), "attribute and claim names must not be empty")
 		}
 	}
+	checkSubjectPolicy(r, claims, i.Claims)
+	i.validateLoginEvents(r, path)
 }
 
 func (s *StepUp) validate(r *collector, path string) {

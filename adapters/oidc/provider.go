@@ -218,6 +218,7 @@ func (p *Provider) connect() error {
 		Issuer:         p.issuer,
 		Audience:       p.cfg.ClientID,
 		ExtraAudiences: p.cfg.ExtraAudiences,
+		ExtraIssuers:   p.cfg.ExtraIssuers,
 		Algorithms:     p.cfg.Algorithms,
 		Leeway:         p.cfg.Leeway,
 		MaxTokenAge:    p.cfg.MaxTokenAge,

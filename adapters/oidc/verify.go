@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -34,8 +35,12 @@ type Keys interface {
 
 // VerifierConfig is what a TokenVerifier checks.
 type VerifierConfig struct {
-	// Issuer must equal iss exactly.
+	// Issuer must equal iss exactly (or be one of ExtraIssuers).
 	Issuer string
+	// ExtraIssuers are other exact spellings of the same issuer that the IdP
+	// puts in iss (Google: "accounts.google.com" besides
+	// "https://accounts.google.com"). jwt.WithIssuer takes one value only.
+	ExtraIssuers []string
 	// Audience (the client id) must be in aud; azp, when present, must
 	// equal it, and is required when aud has several values.
 	Audience string
@@ -98,14 +103,18 @@ func NewTokenVerifier(cfg VerifierConfig, keys Keys) (*TokenVerifier, error) {
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = 5 * time.Second
 	}
+	if slices.Contains(cfg.ExtraIssuers, "") {
+		return nil, errors.New("token verifier: empty extra issuer")
+	}
 	cfg.Algorithms = slices.Clone(cfg.Algorithms)
 	cfg.ExtraAudiences = slices.Clone(cfg.ExtraAudiences)
+	cfg.ExtraIssuers = slices.Clone(cfg.ExtraIssuers)
 	return &TokenVerifier{
 		cfg:  cfg,
 		keys: keys,
 		parser: jwt.NewParser(
+			// iss is checked in check: it may have several exact spellings.
 			jwt.WithValidMethods(cfg.Algorithms),
-			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
@@ -208,7 +217,7 @@ func (v *TokenVerifier) reason(tok *jwt.Token, claims jwt.MapClaims, err error) 
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return "id token: invalid audience"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		for _, c := range []string{"exp", "iss", "aud"} {
+		for _, c := range []string{"exp", "aud"} {
 			if _, ok := claims[c]; !ok {
 				return "id token: " + c + " missing"
 			}
@@ -220,9 +229,20 @@ func (v *TokenVerifier) reason(tok *jwt.Token, claims jwt.MapClaims, err error) 
 	return "id token: invalid"
 }
 
-// check runs what the jwt parser does not: iat required and not too old,
-// no untrusted audience, azp, sub.
+// maxSubjectBytes bounds sub (OIDC Core §2: at most 255 ASCII characters);
+// the subject becomes part of store keys.
+const maxSubjectBytes = 255
+
+// check runs what the jwt parser does not: iss (one of several exact
+// spellings), iat required and not too old, no untrusted audience, azp, sub.
 func (v *TokenVerifier) check(claims jwt.MapClaims) error {
+	iss, present := claims["iss"]
+	if !present {
+		return reject("id token: iss missing", nil)
+	}
+	if s, ok := iss.(string); !ok || (s != v.cfg.Issuer && !slices.Contains(v.cfg.ExtraIssuers, s)) {
+		return reject("id token: invalid issuer", nil)
+	}
 	iat, err := claims.GetIssuedAt()
 	if err != nil || iat == nil {
 		return reject("id token: iat missing", nil)
@@ -248,11 +268,32 @@ func (v *TokenVerifier) check(claims jwt.MapClaims) error {
 	case len(aud) > 1:
 		return reject("id token: azp missing with several audiences", nil)
 	}
-	if sub, ok := claims["sub"].(string); !ok || sub == "" {
+	sub, ok := claims["sub"].(string)
+	if !ok || sub == "" {
 		return reject("id token: sub missing", nil)
+	}
+	if !validSubject(sub) {
+		return reject("id token: invalid sub", nil)
 	}
 	return nil
 }
+
+// validSubject reports whether s is a usable identity key: 1 to 255 bytes,
+// no control characters (they would corrupt store keys and logs).
+func validSubject(s string) bool {
+	if s == "" || len(s) > maxSubjectBytes {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// emailLikeClaims can be reassigned to another person.
+var emailLikeClaims = []string{"email", "upn", "preferred_username", "unique_name"}
 
 // maxClaimBytes bounds one mapped extra claim value.
 const maxClaimBytes = 1024
@@ -262,11 +303,43 @@ const maxClaimBytes = 1024
 // email_verified (bool or "true"), amr, acr, auth_time, and the extra
 // attributes (scalars only, stringified; objects, arrays and values longer
 // than 1 KiB are skipped). provider is the IdP's display name.
+//
+// The subject is the identity key: with m.Tenant it is "tenant:subject"
+// (Entra: tid and oid, since oid is unique per tenant only); an email-like
+// claim (email, upn, preferred_username, unique_name, or the mapped email
+// claim) is refused as subject unless m.EmailSubject is set and the token
+// says email_verified true, because such values are reassigned.
 func MapIdentity(claims jwt.MapClaims, m config.ClaimMapping, provider string, now time.Time) (bridge.Identity, error) {
 	subClaim := or(m.Subject, "sub")
 	sub, ok := scalar(claims[subClaim])
 	if !ok || sub == "" {
 		return bridge.Identity{}, reject("id token: subject claim "+strconv.Quote(subClaim)+" missing", nil)
+	}
+	emailClaim := or(m.Email, "email")
+	emailVerified := false
+	switch ev := claims["email_verified"].(type) {
+	case bool:
+		emailVerified = ev
+	case string:
+		emailVerified = strings.EqualFold(ev, "true")
+	}
+	if subClaim == emailClaim || slices.Contains(emailLikeClaims, subClaim) {
+		switch {
+		case !m.EmailSubject:
+			return bridge.Identity{}, reject("id token: email-like subject claim not allowed", nil)
+		case !emailVerified:
+			return bridge.Identity{}, reject("id token: email subject not verified", nil)
+		}
+	}
+	if m.Tenant != "" {
+		tenant, ok := claims[m.Tenant].(string)
+		if !ok || tenant == "" {
+			return bridge.Identity{}, reject("id token: tenant claim "+strconv.Quote(m.Tenant)+" missing", nil)
+		}
+		sub = tenant + ":" + sub
+	}
+	if !validSubject(sub) {
+		return bridge.Identity{}, reject("id token: invalid subject", nil)
 	}
 	iss, _ := claims["iss"].(string)
 	id := bridge.Identity{
@@ -276,16 +349,8 @@ func MapIdentity(claims jwt.MapClaims, m config.ClaimMapping, provider string, n
 		VerifiedAt: now,
 	}
 	id.Name, _ = claims[or(m.Name, "name")].(string)
-	id.Email, _ = claims[or(m.Email, "email")].(string)
-	switch ev := claims["email_verified"].(type) {
-	case bool:
-		id.EmailVerified = ev
-	case string:
-		id.EmailVerified = strings.EqualFold(ev, "true")
-	}
-	if id.Email == "" {
-		id.EmailVerified = false
-	}
+	id.Email, _ = claims[emailClaim].(string)
+	id.EmailVerified = emailVerified && id.Email != ""
 	switch amr := claims["amr"].(type) {
 	case []any:
 		for _, a := range amr {

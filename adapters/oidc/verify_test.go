@@ -20,8 +20,7 @@ import (
 // login-event provider would build one.
 func standalone(t testing.TB, idp *oidctest.Provider, clock bridge.Clock) *oidc.TokenVerifier {
 	t.Helper()
-	kf, err := keyfunc.NewJWKSetJSON(json.RawMessage(idp.JWKS()))
-	require.NoError(t, err)
+	kf := standaloneKeys(t, idp)
 	v, err := oidc.NewTokenVerifier(oidc.VerifierConfig{
 		Issuer:      idp.Issuer(),
 		Audience:    idp.ClientID(),
@@ -32,6 +31,14 @@ func standalone(t testing.TB, idp *oidctest.Provider, clock bridge.Clock) *oidc.
 	}, kf)
 	require.NoError(t, err)
 	return v
+}
+
+// standaloneKeys is a static copy of the IdP's JWK Set.
+func standaloneKeys(t testing.TB, idp *oidctest.Provider) oidc.Keys {
+	t.Helper()
+	kf, err := keyfunc.NewJWKSetJSON(json.RawMessage(idp.JWKS()))
+	require.NoError(t, err)
+	return kf
 }
 
 func TestTokenVerifierStandalone(t *testing.T) {
