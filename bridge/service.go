@@ -46,6 +46,9 @@ type Brand struct {
 	Platforms map[string]Platform // by platform type, as in /webhooks/{brand}/{platform}
 	Identity  IdentityProvider
 	Policy    Policy
+	// LoginEvents are the IdP's login-event sources by provider name, as
+	// in /idp/{brand}/{provider} (see loginevents.go).
+	LoginEvents map[string]LoginEventSource
 }
 
 // Options build a Service.
