@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/idpevents"
 	"github.com/stepup-bridge/stepup-bridge/adapters/oidc"
 	"github.com/stepup-bridge/stepup-bridge/adapters/outbound"
 	"github.com/stepup-bridge/stepup-bridge/adapters/standard"
@@ -51,6 +52,46 @@ var identities = map[string]IdentityFactory{
 	"oidc": func(ctx context.Context, ic config.Identity, redirectURL string, d Deps) (bridge.IdentityProvider, error) {
 		return oidc.New(ctx, ic, redirectURL, oidc.Options{HTTPClient: d.HTTPClient, Clock: d.Clock, Logger: d.Logger})
 	},
+}
+
+// loginEvents is the table of login-event provider types
+// (POST /idp/{brand}/{provider}); see adapters/idpevents.
+var loginEvents = map[string]func(ctx context.Context, lc config.LoginEvents, ic config.Identity, d Deps) (idpevents.Source, error){
+	config.LoginEventsOkta:     newLoginEvents,
+	config.LoginEventsAuth0:    newLoginEvents,
+	config.LoginEventsKeycloak: newLoginEvents,
+	config.LoginEventsJWT:      newLoginEvents,
+}
+
+func newLoginEvents(ctx context.Context, lc config.LoginEvents, ic config.Identity, d Deps) (idpevents.Source, error) {
+	return idpevents.New(ctx, lc, idpevents.Options{Logger: d.Logger, Clock: d.Clock, HTTPClient: d.HTTPClient, Provider: ic.Name, Issuer: ic.Issuer})
+}
+
+// NewLoginEvents builds a brand's login-event sources by provider name (for
+// bridge.Brand.LoginEvents) and a func that closes them all.
+func NewLoginEvents(ctx context.Context, ic config.Identity, d Deps) (map[string]bridge.LoginEventSource, func(), error) {
+	out := map[string]bridge.LoginEventSource{}
+	var built []idpevents.Source
+	closeAll := func() {
+		for _, s := range built {
+			s.Close()
+		}
+	}
+	for _, lc := range ic.LoginEvents {
+		f, ok := loginEvents[lc.Type]
+		if !ok {
+			closeAll()
+			return nil, nil, fmt.Errorf("unknown login event type %q (known: %s)", lc.Type, strings.Join(config.LoginEventTypes(), ", "))
+		}
+		s, err := f(ctx, lc, ic, d)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("login event provider %s: %w", lc.ProviderName(), err)
+		}
+		built = append(built, s)
+		out[lc.ProviderName()] = s
+	}
+	return out, closeAll, nil
 }
 
 // NewPlatform builds the adapter for pc.Type.

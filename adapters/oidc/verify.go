@@ -200,6 +200,8 @@ func (v *TokenVerifier) reason(tok *jwt.Token, claims jwt.MapClaims, err error) 
 		return "id token: malformed"
 	case tok != nil && (tok.Method == nil || !slices.Contains(v.cfg.Algorithms, tok.Method.Alg())):
 		return "id token: algorithm not allowed"
+	case errors.Is(err, ErrNotReady):
+		return "id token: signing keys not loaded"
 	case errors.Is(err, jwkset.ErrKeyNotFound):
 		return "id token: unknown signing key"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):

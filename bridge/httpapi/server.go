@@ -113,6 +113,8 @@ func New(o Options) (*gin.Engine, error) {
 	r.GET("/assets/style.css", s.stylesheet)
 
 	r.POST("/webhooks/:brand/:platform", s.webhook)
+	r.POST("/idp/:brand/:provider", s.idpEvent)    // login events (idp.go)
+	r.GET("/idp/:brand/:provider", s.idpChallenge) // one-time verification (Okta)
 
 	r.GET("/login/:brand/:ticket", s.loginPage)
 	r.POST("/login/:brand/:ticket", s.loginStart)
