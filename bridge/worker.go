@@ -33,6 +33,23 @@ func (p DeliveryPolicy) Backoff(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
+// Renewer is an optional Outbox extension, checked before every attempt:
+// Renew reports whether the delivery is still the caller's to make (not
+// completed, not buried, not handed to another worker after its lease ran
+// out) and, if so, restarts its lease. Without it, an entry that waited in a
+// claimed batch behind slow calls could outlive its lease and be delivered
+// by two workers; an entry completed by a worker whose lease had run out
+// could be delivered again.
+type Renewer interface {
+	Renew(ctx context.Context, d Delivery) (bool, error)
+}
+
+// AttemptRecorder is an optional Recorder extension: how many attempts an
+// entry took when it was settled (outcome delivered or dead_letter).
+type AttemptRecorder interface {
+	DeliveryAttempts(brand, platform string, effect Effect, outcome string, attempts int)
+}
+
 // RunWorkers consumes the outbox until ctx ends. Every replica runs them;
 // the store hands each entry to one worker at a time.
 func (s *Service) RunWorkers(ctx context.Context, p DeliveryPolicy, name string) {
@@ -76,6 +93,18 @@ func sleep(ctx context.Context, d time.Duration) {
 func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) {
 	e := d.Entry
 	log := s.log.With("brand", e.Key.Brand, "conversation", e.Key.Conversation, "effect", string(e.Effect), "entry", e.ID, "attempt", d.Attempt)
+	if r, ok := s.store.(Renewer); ok {
+		mine, err := r.Renew(ctx, d)
+		switch {
+		case err != nil:
+			// Unsettled: the lease runs out and the entry is handed out again.
+			log.Warn("outbox lease renewal failed; not attempting", "error", err)
+			return
+		case !mine:
+			log.Info("outbox delivery skipped: completed, buried or taken over by another worker")
+			return
+		}
+	}
 	callCtx, cancel := context.WithTimeout(ctx, p.CallTimeout)
 	err := s.Deliver(callCtx, e)
 	cancel()
@@ -88,13 +117,21 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 	case err == nil:
 		serr = s.store.Ack(settle, d)
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "delivered")
+		s.recordAttempts(e, "delivered", d.Attempt)
 		log.Info("platform call delivered")
 	case IsPermanent(err) || d.Attempt >= p.MaxAttempts:
 		serr = s.store.Bury(settle, d, err.Error())
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "dead_letter")
+		s.recordAttempts(e, "dead_letter", d.Attempt)
 		log.Error("platform call failed for good; moved to dead letters", "error", err, "permanent", IsPermanent(err))
 	default:
 		wait := p.Backoff(d.Attempt)
+		// A platform that says when to come back (429/503 Retry-After) is
+		// believed, up to MaxBackoff.
+		var ra interface{ RetryAfterDelay() time.Duration }
+		if errors.As(err, &ra) {
+			wait = max(wait, min(ra.RetryAfterDelay(), p.MaxBackoff))
+		}
 		serr = s.store.Retry(settle, d, s.clock.Now().Add(wait), err.Error())
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "retry")
 		log.Warn("platform call failed; will retry", "error", err, "in", wait.String())
@@ -102,6 +139,12 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 	if serr != nil {
 		// Unsettled: the lease runs out and the entry is handed out again.
 		log.Warn("outbox settle failed", "error", serr)
+	}
+}
+
+func (s *Service) recordAttempts(e OutboxEntry, outcome string, attempts int) {
+	if r, ok := s.rec.(AttemptRecorder); ok {
+		r.DeliveryAttempts(e.Key.Brand, e.Platform, e.Effect, outcome, attempts)
 	}
 }
 

@@ -168,7 +168,7 @@ func minimalWithDefaults() Config {
 			DedupeTTL:  72 * time.Hour,
 			Outbox: Outbox{
 				Workers:        4,
-				MaxAttempts:    12,
+				MaxAttempts:    110,
 				MinBackoff:     time.Second,
 				MaxBackoff:     time.Hour,
 				CallTimeout:    10 * time.Second,

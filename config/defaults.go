@@ -51,9 +51,12 @@ func (r *Redis) setDefaults() {
 
 func (o *Outbox) setDefaults() {
 	o.Workers = 4
-	// Exponential backoff from 1s, capped at 1h; after the last attempt the
+	// Exponential backoff from 1s, capped at 1h, jittered over the upper
+	// half: 110 attempts span about three days (49 to 98 hours), the
+	// horizon over which LivePerson retries its own webhooks, so a platform
+	// outage of a day or two heals by itself. After the last attempt the
 	// entry goes to the dead-letter stream, not away.
-	o.MaxAttempts = 12
+	o.MaxAttempts = 110
 	o.MinBackoff = time.Second
 	o.MaxBackoff = time.Hour
 	o.CallTimeout = 10 * time.Second

@@ -68,6 +68,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// RetryAfterDelay is the server's Retry-After, for the outbox worker to
+// wait at least that long before the next delivery (bounded by its own
+// maximum backoff).
+func (e *Error) RetryAfterDelay() time.Duration { return e.RetryAfter }
+
 // Classify maps the outcome of a call to nil (2xx), an error marked with
 // bridge.Permanent (a 4xx other than 408, 425 and 429, or a request that can
 // never succeed such as an unsupported URL scheme), or a retryable *Error

@@ -442,22 +442,82 @@ func (s *Store) Ack(_ context.Context, d bridge.Delivery) error {
 	return nil
 }
 
-// Retry implements bridge.Outbox.
+// current returns the item d still holds: not settled, and not handed out
+// again since (as the Redis store, a stale delivery changes nothing). Call
+// with mu held.
+func (s *Store) current(d bridge.Delivery) (*item, bool) {
+	it, ok := s.outbox[d.Handle]
+	if !ok || !it.leased || it.attempt != d.Attempt {
+		return nil, false
+	}
+	return it, true
+}
+
+// Retry implements bridge.Outbox. A stale delivery changes nothing.
 func (s *Store) Retry(_ context.Context, d bridge.Delivery, at time.Time, _ string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if it, ok := s.outbox[d.Handle]; ok {
+	if it, ok := s.current(d); ok {
 		it.leased = false
 		it.due = at
 	}
 	return nil
 }
 
-// Bury implements bridge.Outbox.
+// Renew implements bridge.Renewer: the delivery is still the caller's
+// (not settled, not handed out again) and its lease starts over.
+func (s *Store) Renew(_ context.Context, d bridge.Delivery) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.current(d)
+	if ok {
+		it.due = s.opts.Clock.Now().Add(s.opts.ClaimTimeout)
+	}
+	return ok, nil
+}
+
+// OutboxStats is the outbox at a glance (for metrics).
+type OutboxStats struct {
+	Ready     int64 // due now or in flight
+	InFlight  int64 // of Ready, handed to a worker
+	Delayed   int64 // waiting for a retry
+	Dead      int64
+	OldestAge time.Duration // age of the oldest entry not yet delivered
+}
+
+// OutboxStats counts the outbox.
+func (s *Store) OutboxStats(context.Context) (OutboxStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Clock.Now()
+	var st OutboxStats
+	var oldest time.Time
+	for _, it := range s.outbox {
+		switch {
+		case it.leased:
+			st.Ready++
+			st.InFlight++
+		case it.due.After(now):
+			st.Delayed++
+		default:
+			st.Ready++
+		}
+		if c := it.entry.CreatedAt; !c.IsZero() && (oldest.IsZero() || c.Before(oldest)) {
+			oldest = c
+		}
+	}
+	st.Dead = int64(len(s.dead))
+	if !oldest.IsZero() && now.After(oldest) {
+		st.OldestAge = now.Sub(oldest)
+	}
+	return st, nil
+}
+
+// Bury implements bridge.Outbox. A stale delivery changes nothing.
 func (s *Store) Bury(_ context.Context, d bridge.Delivery, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it, ok := s.outbox[d.Handle]
+	it, ok := s.current(d)
 	if !ok {
 		return nil
 	}

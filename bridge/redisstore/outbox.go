@@ -262,16 +262,47 @@ func streamID(id string) bool {
 	return err1 == nil && err2 == nil
 }
 
-// Ack implements bridge.Outbox: the entry is removed whoever holds it now.
+// doneRetention is how long Ack's completion marker (the entry id in the
+// partition's done set) keeps a copy of a completed entry from being
+// delivered again. Copies arise only from a worker whose lease ran out
+// (stalled longer than ClaimTimeout), and are due within the maximum
+// backoff (1h by default); past this, the idempotency key sent to the
+// platform is the only guard. About 80 bytes per acknowledged entry.
+const doneRetention = 6 * time.Hour
+
+// doneKey is a partition's set of completed entry ids.
+func (s *Store) doneKey(p int) string { return s.k.tags[p] + "outbox:done" }
+
+// Ack implements bridge.Outbox: the entry is removed whoever holds it now,
+// and its entry id is marked done.
 func (s *Store) Ack(ctx context.Context, d bridge.Delivery) error {
 	h, err := parseHandle(d.Handle)
 	if err != nil {
 		return err
 	}
-	if err := ackScript.Run(ctx, s.c, []string{s.k.streams[h.p]}, group, h.id).Err(); err != nil {
+	err = ackScript.Run(ctx, s.c, []string{s.k.streams[h.p], s.doneKey(h.p)}, group, h.id, d.Entry.ID, ms(s.opts.Clock.Now()), ttlMS(doneRetention)).Err()
+	if err != nil {
 		return s.fail(ctx, "ack", err)
 	}
 	return nil
+}
+
+// Renew implements bridge.Renewer, the check before each attempt: false
+// when the entry is done already (the copy is removed) or the handle is
+// stale; otherwise the lease starts over.
+func (s *Store) Renew(ctx context.Context, d bridge.Delivery) (bool, error) {
+	h, err := parseHandle(d.Handle)
+	if err != nil {
+		return false, err
+	}
+	n, err := renewScript.Run(ctx, s.c, []string{s.k.streams[h.p], s.doneKey(h.p)}, group, h.id, h.deliveries, d.Entry.ID, ms(s.opts.Clock.Now())).Int64()
+	if err != nil {
+		return false, s.fail(ctx, "renew", err)
+	}
+	if n == 2 {
+		s.log.Info("outbox: copy of a completed entry removed", "entry", d.Entry.ID)
+	}
+	return n == 1, nil
 }
 
 // Retry implements bridge.Outbox. A stale delivery (its lease ran out and

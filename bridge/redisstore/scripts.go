@@ -394,12 +394,46 @@ end
 return out
 `)
 
-// ackScript: Ack (the effect happened: remove the entry whoever holds it).
-// KEYS: 1 outbox stream.
-// ARGV: 1 consumer group, 2 stream id.
+// ackScript: Ack (the effect happened: remove the entry whoever holds it,
+// and mark its entry id done so that a copy of it handed out again, e.g. a
+// retry scheduled by a worker whose lease had run out, is not delivered:
+// see renewScript).
+// KEYS: 1 outbox stream, 2 done set (member entry id, score = the unix ms
+// until which the marker counts).
+// ARGV: 1 consumer group, 2 stream id, 3 entry id ("" = no marker), 4 now
+// (ms), 5 marker retention (ms).
 var ackScript = redis.NewScript(`
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XDEL', KEYS[1], ARGV[2])
+local n = redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return n
+`)
+
+// renewScript: the check before each attempt (bridge.Renewer). An entry
+// id marked done is settled here (removed, whoever holds it) and refused;
+// a stale handle (settled, or handed to another worker since) is refused;
+// otherwise the lease restarts (XCLAIM JUSTID resets the idle time without
+// counting a delivery).
+// KEYS: 1 outbox stream, 2 done set.
+// ARGV: 1 consumer group, 2 stream id, 3 deliveries of the handle, 4 entry
+// id, 5 now (ms).
+// Returns 1 (go ahead), 0 (stale) or 2 (done already).
+var renewScript = redis.NewScript(prelude + `
+local sc = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if sc and tonumber(sc) > tonumber(ARGV[5]) then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 2
+end
+if not current(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+redis.call('XCLAIM', KEYS[1], ARGV[1], p[1][2], 0, ARGV[2], 'JUSTID')
+return 1
 `)
 
 // retryScript: Retry (move the entry from the stream to the delayed set).
@@ -458,4 +492,4 @@ return 1
 `)
 
 // scripts lists every script (tests check they all load).
-var scripts = []*redis.Script{observeScript, issueScript, beginScript, takeScript, verifyScript, confirmScript, probeScript, claimScript, ackScript, retryScript, buryScript, replayScript}
+var scripts = []*redis.Script{observeScript, issueScript, beginScript, takeScript, verifyScript, confirmScript, probeScript, claimScript, ackScript, renewScript, retryScript, buryScript, replayScript}

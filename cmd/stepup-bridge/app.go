@@ -103,7 +103,7 @@ func newStore(sc config.Store, clock bridge.Clock, redisPrefix string, log *slog
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: %w", err)
 		}
-		s, err := redisstore.New(client, redisstore.Options{Clock: clock, Prefix: redisPrefix, SessionTTL: sc.SessionTTL, DedupeTTL: sc.DedupeTTL, ClaimTimeout: sc.Outbox.ClaimIdle, Logger: log})
+		s, err := redisstore.New(client, redisstore.Options{Clock: clock, Prefix: redisPrefix, SessionTTL: sc.SessionTTL, DedupeTTL: sc.DedupeTTL, ClaimTimeout: sc.Outbox.ClaimIdle, DeadLetterRetention: sc.Outbox.RetentionAfter, Logger: log})
 		if err != nil {
 			client.Close()
 			return nil, nil, fmt.Errorf("store: %w", err)
@@ -183,6 +183,11 @@ func (a *App) serve(ctx context.Context, ln net.Listener) error {
 		ob := a.Config.Store.Outbox
 		host, _ := os.Hostname()
 		a.Service.RunWorkers(workCtx, bridge.DeliveryPolicy{Workers: ob.Workers, MaxAttempts: ob.MaxAttempts, MinBackoff: ob.MinBackoff, MaxBackoff: ob.MaxBackoff, CallTimeout: ob.CallTimeout}, fmt.Sprintf("%s-%d", host, os.Getpid()))
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.watchOutbox(workCtx, outboxStatsInterval)
 	}()
 
 	errc := make(chan error, 1)

@@ -48,6 +48,7 @@ const usage = `usage: stepup-bridge [command] [flags]
 commands:
   serve         run the service (default)           --config FILE
   check-config  validate a configuration            --config FILE
+  outbox        list, replay or drop dead letters    list|stats|replay|drop --config FILE [--json]
   version       print version, commit and Go version
 
 Without --config, serve runs on the embedded default configuration
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveCmd(ctx, args, stderr)
 	case "check-config":
 		return checkConfigCmd(args, stdout, stderr)
+	case "outbox":
+		return outboxCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "stepup-bridge %s (commit %s, %s)\n", version, buildCommit(), runtime.Version())
 		return nil
