@@ -143,8 +143,11 @@ func (e *LoginEvents) validate(r *collector, path string) {
 		unused("app_instances", len(e.AppInstances) > 0)
 		unused("realm", e.Realm != "")
 		unused("client_ids", len(e.ClientIDs) > 0)
-		checkURL(r, join(path, "issuer"), e.Issuer)
 		if len(e.Secrets) > 0 {
+			// encodeToken puts the tenant host in iss: a URL is not required.
+			if e.Issuer == "" {
+				r.errorf(join(path, "issuer"), "required: the exact iss of the Action's tokens (the tenant host)")
+			}
 			// One algorithm per key (RFC 8725 §3.1): HS256 with the secret,
 			// never the tenant's keys as well.
 			e.checkSecrets(r, path, false)
@@ -152,6 +155,7 @@ func (e *LoginEvents) validate(r *collector, path string) {
 				r.errorf(join(path, "jwks_uri"), "set either secrets (HS256) or jwks_uri (the tenant's keys), never both")
 			}
 		} else {
+			checkURL(r, join(path, "issuer"), e.Issuer)
 			if e.JWKSURI != "" {
 				checkURL(r, join(path, "jwks_uri"), e.JWKSURI)
 			}
