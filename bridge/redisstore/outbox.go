@@ -130,7 +130,7 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		n := min(work[p], left)
 		left -= n
-		claims = append(claims, call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p]}, args: []any{group, worker, now, lease, n}})
+		claims = append(claims, call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p]}, args: []any{group, worker, now, lease, n, ttlMS(s.opts.IdleWorkerTTL)}})
 	}
 	if len(claims) == 0 {
 		if firstErr != nil {

@@ -347,8 +347,12 @@ return n
 // move due retries from the delayed set into the stream, then take back
 // entries whose lease ran out (XAUTOCLAIM), then read new ones.
 // KEYS: 1 outbox stream, 2 delayed set.
+// Last, it forgets consumers that hold nothing and were idle longer than
+// ARGV[6]: worker names carry host and pid, so without this every restart
+// of every replica would leave consumers behind in the groups forever. A
+// consumer with pending entries is never deleted (that would drop them).
 // ARGV: 1 consumer group, 2 consumer (worker), 3 now, 4 lease (min idle
-// ms), 5 count.
+// ms), 5 count, 6 consumer idle limit (ms).
 // Returns {{stream id, {field, value, ...}, deliveries}, ...}.
 var claimScript = redis.NewScript(prelude + `
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
@@ -389,6 +393,15 @@ if #out < count then
   local x = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out, 'STREAMS', stream, '>')
   if x then
     for _, e in ipairs(x[1][2]) do out[#out + 1] = {e[1], e[2], 1} end
+  end
+end
+local cs = redis.pcall('XINFO', 'CONSUMERS', stream, group)
+if type(cs) == 'table' and not cs.err then
+  for _, c in ipairs(cs) do
+    local f = fields(c)
+    if f.name ~= consumer and tonumber(f.pending) == 0 and tonumber(f.idle) > tonumber(ARGV[6]) then
+      redis.call('XGROUP', 'DELCONSUMER', stream, group, f.name)
+    end
   end
 end
 return out

@@ -40,6 +40,9 @@ type Options struct {
 	SessionTTL   time.Duration // idle sessions are forgotten after this (default 72h)
 	DedupeTTL    time.Duration // event ids are remembered this long (default 72h)
 	ClaimTimeout time.Duration // a claimed outbox entry idle this long is handed out again (default 1m)
+	// IdleWorkerTTL: an outbox consumer (worker name) holding no entries
+	// and idle this long is removed from its consumer group (default 1h).
+	IdleWorkerTTL time.Duration
 	// PollInterval is how often an idle Claim looks for work written by
 	// other replicas (default 250ms); entries written through this Store
 	// wake its waiting Claims at once.
@@ -88,6 +91,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	if opts.ClaimTimeout <= 0 {
 		opts.ClaimTimeout = time.Minute
+	}
+	if opts.IdleWorkerTTL <= 0 {
+		opts.IdleWorkerTTL = time.Hour
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 250 * time.Millisecond

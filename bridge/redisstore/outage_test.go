@@ -1,0 +1,99 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepup-bridge/stepup-bridge/bridge"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
+)
+
+// TestOutage stops a private redis-server under a store, checks every kind
+// of call fails with bridge.ErrUnavailable (which the HTTP layer answers
+// with 503, so platforms retry) and nothing else, then starts the server
+// again on the same port and checks the same store, with the same client,
+// recovers by itself.
+func TestOutage(t *testing.T) {
+	tests := []struct {
+		name string
+		down func(*redistest.Server)
+	}{
+		{"shutdown", (*redistest.Server).Stop},
+		{"crash", (*redistest.Server).Kill},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.StartServer(t) // skips under -short
+			c := redistest.Client(t, srv.Addr)
+			s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
+			ctx := t.Context()
+			k := newKey()
+			_, err := s.Observe(ctx, "ev-1", obsOf(k))
+			require.NoError(t, err)
+
+			tt.down(srv)
+
+			calls := []struct {
+				name string
+				fn   func(ctx context.Context) error
+			}{
+				{"ping", s.Ping},
+				{"observe", func(ctx context.Context) error { _, err := s.Observe(ctx, "ev-2", obsOf(k)); return err }},
+				{"get", func(ctx context.Context) error { _, err := s.Get(ctx, k); return err }},
+				{"issue ticket", func(ctx context.Context) error {
+					_, err := s.IssueTicket(ctx, bridge.IssueTicket{Key: k, TicketHash: "h", Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
+					return err
+				}},
+				{"peek ticket", func(ctx context.Context) error {
+					_, err := s.PeekTicket(ctx, k.Brand, k.Partition(), "h", time.Now())
+					return err
+				}},
+				{"take login", func(ctx context.Context) error {
+					_, err := s.TakeLogin(ctx, k.Brand, k.Partition(), "h", time.Now())
+					return err
+				}},
+				{"confirm code", func(ctx context.Context) error {
+					_, _, err := s.ConfirmCode(ctx, bridge.ConfirmCode{EventID: "m", Obs: obsOf(k), CodeHash: "x", MaxAttempts: 3})
+					return err
+				}},
+				{"claim", func(ctx context.Context) error { _, err := s.Claim(ctx, "w", 10, 0); return err }},
+				{"ack", func(ctx context.Context) error { return s.Ack(ctx, bridge.Delivery{Handle: "1:1-0:1"}) }},
+			}
+			for _, call := range calls {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				start := time.Now()
+				err := call.fn(cctx)
+				cancel()
+				require.Error(t, err, call.name)
+				assert.ErrorIs(t, err, bridge.ErrUnavailable, "%s: %v", call.name, err)
+				for _, other := range []error{bridge.ErrNotFound, bridge.ErrDuplicate, bridge.ErrTicketInvalid, bridge.ErrLoginInvalid, bridge.ErrClosed} {
+					assert.False(t, errors.Is(err, other), "%s: %v must not also be %v", call.name, err, other)
+				}
+				// Connection refused fails fast: a webhook is answered 503 well
+				// within a platform's timeout.
+				assert.Less(t, time.Since(start), 3*time.Second, call.name)
+			}
+
+			srv.Restart()
+
+			// The same store recovers without a new client. The restarted server
+			// is empty (no persistence) and has no scripts cached.
+			waitFor(t, 10*time.Second, "store to answer again", func() bool { return s.Ping(ctx) == nil })
+			_, err = s.Observe(ctx, "ev-3", obsOf(k))
+			require.NoError(t, err)
+			o := obsOf(k)
+			_, err = s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
+			require.NoError(t, err)
+			ds, err := s.Claim(ctx, "w", 10, 0)
+			require.NoError(t, err)
+			require.Len(t, ds, 1)
+			require.NoError(t, s.Ack(ctx, ds[0]))
+		})
+	}
+}

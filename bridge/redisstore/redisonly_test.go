@@ -1,0 +1,393 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepup-bridge/stepup-bridge/bridge"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
+)
+
+func newKey() bridge.Key {
+	return bridge.Key{Brand: brandID, Conversation: fmt.Sprintf("conv-%d", time.Now().UnixNano())}
+}
+
+func obsOf(k bridge.Key) bridge.Observation {
+	return bridge.Observation{Key: k, Platform: "fake", Consumer: "anon-1", Channel: "web", At: time.Now()}
+}
+
+func entryOf(k bridge.Key, e bridge.Effect) bridge.OutboxEntry {
+	return bridge.OutboxEntry{ID: bridge.RandomString(12), Effect: e, Key: k, Platform: "fake", Consumer: "anon-1", Text: "hi", CreatedAt: time.Now()}
+}
+
+// TestScriptsLoad loads every script on every server: a Lua syntax error
+// in a script the other tests do not reach fails here.
+func TestScriptsLoad(t *testing.T) {
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		for i, sc := range redisstore.Scripts() {
+			require.NoError(t, sc.Load(t.Context(), c).Err(), "script %d", i)
+		}
+	})
+}
+
+// TestTTLExpiry: keys carry real TTLs derived from the options and the
+// command's expiries, and Redis removes them by itself.
+func TestTTLExpiry(t *testing.T) {
+	const sessionTTL, dedupeTTL, linkTTL, txnTTL = 700 * time.Millisecond, 500 * time.Millisecond, 400 * time.Millisecond, 300 * time.Millisecond
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		s := redistest.Store(t, c, redisstore.Options{SessionTTL: sessionTTL, DedupeTTL: dedupeTTL})
+		k := newKey()
+		_, err := s.Observe(ctx, "ev-1", obsOf(k))
+		require.NoError(t, err)
+		tok := bridge.NewToken(k)
+		now := time.Now()
+		_, err = s.IssueTicket(ctx, bridge.IssueTicket{Key: k, TicketHash: tok.Hash(), Now: now, ExpiresAt: now.Add(linkTTL)})
+		require.NoError(t, err)
+		tok2 := bridge.NewToken(k)
+		_, err = s.IssueTicket(ctx, bridge.IssueTicket{Key: k, TicketHash: tok2.Hash(), Now: now, ExpiresAt: now.Add(linkTTL)})
+		require.NoError(t, err)
+		txn := bridge.NewTokenIn(tok2.Partition)
+		_, err = s.BeginLogin(ctx, bridge.BeginLogin{Brand: k.Brand, Partition: tok2.Partition, TicketHash: tok2.Hash(), TxnHash: txn.Hash(), Txn: bridge.LoginTxn{ExpiresAt: now.Add(txnTTL)}, Now: now})
+		require.NoError(t, err)
+
+		keys := []struct {
+			name, key string
+			ttl       time.Duration
+		}{
+			{"session", s.SessionKey(k), sessionTTL},
+			{"dedupe", s.DedupeKey(k), dedupeTTL},
+			{"replaced ticket", s.TicketKey(tok.Partition, tok.Hash()), linkTTL},
+			{"login transaction", s.TxnKey(txn.Partition, txn.Hash()), txnTTL},
+		}
+		for _, kk := range keys {
+			pttl, err := c.PTTL(ctx, kk.key).Result()
+			require.NoError(t, err)
+			assert.Greater(t, pttl, time.Duration(0), "%s has a TTL", kk.name)
+			assert.LessOrEqual(t, pttl, kk.ttl, "%s TTL at most %s", kk.name, kk.ttl)
+		}
+		// The used ticket is deleted at once.
+		n, err := c.Exists(ctx, s.TicketKey(tok2.Partition, tok2.Hash())).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "a consumed ticket is deleted")
+
+		time.Sleep(sessionTTL + 100*time.Millisecond)
+		for _, kk := range keys {
+			n, err := c.Exists(ctx, kk.key).Result()
+			require.NoError(t, err)
+			assert.Zero(t, n, "%s is gone after its TTL", kk.name)
+		}
+		_, err = s.Get(ctx, k)
+		require.ErrorIs(t, err, bridge.ErrNotFound)
+		// The event id is forgotten too: the same id is new again.
+		sess, err := s.Observe(ctx, "ev-1", obsOf(k))
+		require.NoError(t, err)
+		assert.Equal(t, bridge.StateAnonymous, sess.State)
+	})
+}
+
+// countingHook counts commands by name (and NOSCRIPT replies) and round
+// trips (one per Process call, one per pipeline per server).
+type countingHook struct {
+	mu       sync.Mutex
+	cmds     map[string]int
+	noscript int
+	trips    int
+}
+
+func newCountingHook() *countingHook { return &countingHook{cmds: map[string]int{}} }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.record(1, err, cmd)
+		return err
+	}
+}
+
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.record(1, nil, cmds...)
+		return err
+	}
+}
+
+// record counts cmds; err is a single command's error (go-redis sets it
+// on the command only after the hooks ran), nil for a pipeline.
+func (h *countingHook) record(trips int, err error, cmds ...redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.trips += trips
+	for _, c := range cmds {
+		h.cmds[strings.ToLower(c.Name())]++
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") || redis.HasErrorPrefix(err, "NOSCRIPT") {
+			h.noscript++
+		}
+	}
+}
+
+func (h *countingHook) reset() (trips int, cmds map[string]int, noscript int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	trips, cmds, noscript = h.trips, h.cmds, h.noscript
+	h.trips, h.cmds, h.noscript = 0, map[string]int{}, 0
+	return
+}
+
+// attach counts the commands of c. On a Cluster the hook sits on the
+// cluster client: a pipeline spread over several masters counts as one.
+func attach(c redis.UniversalClient) *countingHook {
+	h := newCountingHook()
+	c.AddHook(h)
+	return h
+}
+
+// TestScriptFlush: after SCRIPT FLUSH (a restarted or failed-over server)
+// every kind of call reloads its script and works, the pipelined claim path
+// included.
+func TestScriptFlush(t *testing.T) {
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		h := attach(c)
+		s := redistest.Store(t, c, redisstore.Options{})
+		k := newKey()
+		flush := func() {
+			t.Helper()
+			require.NoError(t, c.ScriptFlush(ctx).Err())
+			h.reset()
+		}
+		var ds []bridge.Delivery
+		calls := []struct {
+			name string
+			fn   func() error
+		}{
+			{"observe", func() error { _, err := s.Observe(ctx, "ev-1", obsOf(k)); return err }},
+			{"issue ticket", func() error {
+				o := obsOf(k)
+				_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
+				return err
+			}},
+			{"claim (pipelined)", func() error {
+				var err error
+				ds, err = s.Claim(ctx, "w1", 10, 0)
+				if err == nil && len(ds) != 1 {
+					return fmt.Errorf("claimed %d entries, want 1", len(ds))
+				}
+				return err
+			}},
+			{"ack", func() error { return s.Ack(ctx, ds[0]) }},
+			{"confirm code", func() error {
+				_, _, err := s.ConfirmCode(ctx, bridge.ConfirmCode{EventID: "m-1", Obs: obsOf(k), CodeHash: "x", MaxAttempts: 3})
+				return err
+			}},
+		}
+		for _, call := range calls {
+			flush()
+			require.NoError(t, call.fn(), call.name)
+			_, cmds, noscript := h.reset()
+			t.Logf("%s after SCRIPT FLUSH: %v", call.name, cmds)
+			assert.Positive(t, noscript, "%s met NOSCRIPT (else the test tests nothing)", call.name)
+		}
+		// And the script is cached again: the next call needs no reload.
+		_, _, err := s.ConfirmCode(ctx, bridge.ConfirmCode{EventID: "m-2", Obs: obsOf(k), CodeHash: "x", MaxAttempts: 3})
+		require.NoError(t, err)
+		_, _, noscript := h.reset()
+		assert.Zero(t, noscript)
+	})
+}
+
+// TestConcurrentCallers: many goroutines on separate Store objects (as
+// separate replicas) race for the same ticket, the same code and the same
+// event id; exactly one wins each time.
+func TestConcurrentCallers(t *testing.T) {
+	const n, rounds = 48, 3
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		prefix := redistest.Prefix(t, c)
+		stores := make([]*redisstore.Store, 4)
+		for i := range stores {
+			stores[i] = redistest.Store(t, c, redisstore.Options{Prefix: prefix})
+		}
+		race := func(fn func(i int, s *redisstore.Store) error) (ok int, errs []error) {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			start := make(chan struct{})
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					err := fn(i, stores[i%len(stores)])
+					mu.Lock()
+					defer mu.Unlock()
+					if err == nil {
+						ok++
+					} else {
+						errs = append(errs, err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			return ok, errs
+		}
+		s := stores[0]
+
+		tests := []struct {
+			name string
+			run  func(t *testing.T, k bridge.Key)
+		}{
+			{"same ticket", func(t *testing.T, k bridge.Key) {
+				o := obsOf(k)
+				tok := bridge.NewToken(k)
+				_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
+				require.NoError(t, err)
+				var winner atomic.Value
+				ok, errs := race(func(i int, s *redisstore.Store) error {
+					txn := bridge.NewTokenIn(tok.Partition)
+					_, err := s.BeginLogin(ctx, bridge.BeginLogin{Brand: k.Brand, Partition: tok.Partition, TicketHash: tok.Hash(), TxnHash: txn.Hash(), Txn: bridge.LoginTxn{Nonce: fmt.Sprint(i), ExpiresAt: time.Now().Add(time.Minute)}, Now: time.Now()})
+					if err == nil {
+						winner.Store(txn)
+					}
+					return err
+				})
+				assert.Equal(t, 1, ok)
+				for _, err := range errs {
+					assert.ErrorIs(t, err, bridge.ErrTicketInvalid)
+				}
+				// The winner's transaction is there, and taken once.
+				txn := winner.Load().(bridge.Token)
+				ok, _ = race(func(_ int, s *redisstore.Store) error {
+					_, err := s.TakeLogin(ctx, k.Brand, txn.Partition, txn.Hash(), time.Now())
+					return err
+				})
+				assert.Equal(t, 1, ok, "a login transaction is taken once")
+			}},
+			{"same code", func(t *testing.T, k bridge.Key) {
+				o := obsOf(k)
+				_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
+				require.NoError(t, err)
+				_, err = s.VerifyLogin(ctx, bridge.VerifyLogin{Key: k, Identity: testIdentity(), Now: time.Now(), CodeHash: bridge.CodeHash(k, "424242"), CodeExpiresAt: time.Now().Add(time.Minute)})
+				require.NoError(t, err)
+				// Other rounds may share the partition's stream: count the growth.
+				before, err := c.XLen(ctx, s.StreamKey(k.Partition())).Result()
+				require.NoError(t, err)
+				var matched atomic.Int32
+				_, errs := race(func(i int, s *redisstore.Store) error {
+					res, _, err := s.ConfirmCode(ctx, bridge.ConfirmCode{EventID: fmt.Sprintf("msg-%d", i), Obs: obsOf(k), CodeHash: bridge.CodeHash(k, "424242"), MaxAttempts: 3,
+						Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectAttachIdentity), entryOf(k, bridge.EffectNotifyAgents)}})
+					if res == bridge.CodeMatched {
+						matched.Add(1)
+					}
+					return err
+				})
+				assert.Empty(t, errs)
+				assert.Equal(t, int32(1), matched.Load())
+				xlen, err := c.XLen(ctx, s.StreamKey(k.Partition())).Result()
+				require.NoError(t, err)
+				assert.Equal(t, int64(2), xlen-before, "the winner's two outbox entries only")
+			}},
+			{"same event id", func(t *testing.T, k bridge.Key) {
+				before, err := c.XLen(ctx, s.StreamKey(k.Partition())).Result()
+				require.NoError(t, err)
+				ok, errs := race(func(_ int, s *redisstore.Store) error {
+					_, err := s.Observe(ctx, "dup-ev", obsOf(k))
+					return err
+				})
+				assert.Equal(t, 1, ok)
+				for _, err := range errs {
+					assert.ErrorIs(t, err, bridge.ErrDuplicate)
+				}
+				// A link requested by one agent command (retried many times).
+				ok, errs = race(func(_ int, s *redisstore.Store) error {
+					o := obsOf(k)
+					_, err := s.IssueTicket(ctx, bridge.IssueTicket{EventID: "cmd-ev", Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
+					return err
+				})
+				assert.Equal(t, 1, ok)
+				for _, err := range errs {
+					assert.ErrorIs(t, err, bridge.ErrDuplicate)
+				}
+				sess, err := s.Get(ctx, k)
+				require.NoError(t, err)
+				assert.Equal(t, 1, sess.LinksIssued)
+				// A wrong code in one message (retried many times) costs one attempt.
+				_, err = s.VerifyLogin(ctx, bridge.VerifyLogin{Key: k, Identity: testIdentity(), Now: time.Now(), CodeHash: bridge.CodeHash(k, "111111"), CodeExpiresAt: time.Now().Add(time.Minute)})
+				require.NoError(t, err)
+				ok, errs = race(func(_ int, s *redisstore.Store) error {
+					_, _, err := s.ConfirmCode(ctx, bridge.ConfirmCode{EventID: "wrong-ev", Obs: obsOf(k), CodeHash: bridge.CodeHash(k, "999999"), MaxAttempts: 3})
+					return err
+				})
+				assert.Equal(t, 1, ok)
+				for _, err := range errs {
+					assert.ErrorIs(t, err, bridge.ErrDuplicate)
+				}
+				sess, err = s.Get(ctx, k)
+				require.NoError(t, err)
+				assert.Equal(t, 1, sess.CodeAttempts)
+				xlen, err := c.XLen(ctx, s.StreamKey(k.Partition())).Result()
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), xlen-before, "one link message")
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for r := range rounds {
+					k := newKey()
+					k.Conversation += fmt.Sprintf("-%d", r)
+					tt.run(t, k)
+				}
+			})
+		}
+	})
+}
+
+// TestIdleWorkersForgotten: consumers of replicas that are gone (worker
+// names carry host and pid) leave the consumer group once idle and empty;
+// one holding an entry stays.
+func TestIdleWorkersForgotten(t *testing.T) {
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		s := redistest.Store(t, c, redisstore.Options{IdleWorkerTTL: 200 * time.Millisecond, ClaimTimeout: time.Minute})
+		k := newKey()
+		issue := func() {
+			o := obsOf(k)
+			_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
+			require.NoError(t, err)
+		}
+		claim := func(worker string) []bridge.Delivery {
+			ds, err := s.Claim(ctx, worker, 10, 0)
+			require.NoError(t, err)
+			require.Len(t, ds, 1)
+			return ds
+		}
+		issue()
+		require.NoError(t, s.Ack(ctx, claim("old-host-1-0")[0]))
+		issue()
+		claim("old-host-2-0") // crashed holding its entry
+		time.Sleep(300 * time.Millisecond)
+		issue()
+		require.NoError(t, s.Ack(ctx, claim("new-host-3-0")[0]))
+
+		cs, err := c.XInfoConsumers(ctx, s.StreamKey(k.Partition()), redisstore.Group).Result()
+		require.NoError(t, err)
+		var names []string
+		for _, cn := range cs {
+			names = append(names, cn.Name)
+		}
+		assert.ElementsMatch(t, []string{"old-host-2-0", "new-host-3-0"}, names)
+	})
+}
