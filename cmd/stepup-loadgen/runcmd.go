@@ -1,0 +1,520 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepup-bridge/stepup-bridge/adapters/devidp"
+)
+
+type runOptions struct {
+	bridgeBin   string
+	port        int
+	store       string
+	redisAddr   string
+	redisDB     int
+	conc        int
+	warmup      time.Duration
+	duration    time.Duration
+	requests    uint64
+	rate        float64
+	halfRate    bool
+	sustain     time.Duration
+	active      int
+	perConv     int
+	verifyEvery int
+	existing    int
+	stepups     int
+	stepupConc  int
+	skip        map[string]bool
+	logLevel    string
+	bridgeLog   string
+	jsonOut     string
+	keep        bool
+	background  time.Duration
+	perfSeconds int
+	perfOut     string
+	target      string
+	targetKey   string
+	targetBrand string
+}
+
+// report is everything a run measured.
+type report struct {
+	When        time.Time               `json:"when"`
+	Machine     map[string]string       `json:"machine"`
+	Options     map[string]string       `json:"options"`
+	Phases      []phaseResult           `json:"phases"`
+	Ratio       float64                 `json:"bridge_to_baseline_throughput"`
+	StepUps     []stepUpResult          `json:"step_ups,omitempty"`
+	Endpoint    map[string]int64        `json:"endpoint_calls,omitempty"`
+	Background  map[string]float64      `json:"redis_idle_background_per_sec,omitempty"`
+	RedisMemory map[string]int64        `json:"redis_memory,omitempty"`
+	Notes       []string                `json:"notes,omitempty"`
+	Extra       map[string]any          `json:"extra,omitempty"`
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o runOptions
+	var skip string
+	fs.StringVar(&o.bridgeBin, "bridge-bin", "", "stepup-bridge binary (default: go build ./cmd/stepup-bridge into a temporary directory)")
+	fs.IntVar(&o.port, "port", 18080, "loopback port of the server under test (the baseline, then the bridge)")
+	fs.StringVar(&o.store, "store", "redis", "bridge store.driver: redis or memory")
+	fs.StringVar(&o.redisAddr, "redis", "127.0.0.1:6379", "Redis address (loopback)")
+	fs.IntVar(&o.redisDB, "redis-db", 9, "Redis database for the bridge's keys (the tests use 0)")
+	fs.IntVar(&o.conc, "concurrency", 32, "client connections for the as-fast-as-possible phases")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up before each measured closed-loop phase (not recorded)")
+	fs.DurationVar(&o.duration, "duration", 15*time.Second, "length of each measured phase")
+	fs.Uint64Var(&o.requests, "requests", 2_000_000, "at most this many requests per phase")
+	fs.Float64Var(&o.rate, "rate", 0, "fixed-rate phase at this many requests/s (0: see --half)")
+	fs.BoolVar(&o.halfRate, "half", true, "fixed-rate phase at half of the bridge's measured maximum")
+	fs.DurationVar(&o.sustain, "sustain", 0, "also a sustained fixed-rate phase this long (RSS over time); 0 = none")
+	fs.IntVar(&o.active, "conversations", 5000, "conversations open at any time")
+	fs.IntVar(&o.perConv, "events-per-conversation", 20, "events per conversation before it closes and a new one starts")
+	fs.IntVar(&o.verifyEvery, "verify-every", 500, "one agent /verify (a login link issued and posted) in this many events; 0 = none")
+	fs.IntVar(&o.existing, "existing", 0, "send messages to conversations pop-0..pop-N-1 written by `populate` instead of fresh ones")
+	fs.IntVar(&o.stepups, "stepups", 40, "full step-ups (login at the development IdP) per binding during the fixed-rate phase; 0 = none")
+	fs.IntVar(&o.stepupConc, "stepup-concurrency", 4, "step-ups in flight at once")
+	fs.StringVar(&skip, "skip", "", "comma-separated phases to skip: baseline, max, fixed, stepups")
+	fs.StringVar(&o.logLevel, "bridge-log-level", "info", "the bridge's server.log_level (info: an access-log line per request, as in production)")
+	fs.StringVar(&o.bridgeLog, "bridge-log", "", "file for the bridge's log (default: discarded)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
+	fs.BoolVar(&o.keep, "keep", false, "keep the bridge's keys in Redis after the run")
+	fs.DurationVar(&o.background, "background", 5*time.Second, "idle window measuring the bridge's background Redis traffic")
+	fs.IntVar(&o.perfSeconds, "perf", 0, "record `perf record -g` of the bridge for this many seconds during the max phase (needs perf)")
+	fs.StringVar(&o.perfOut, "perf-out", "bridge.perf.data", "perf output file")
+	fs.StringVar(&o.target, "target", "", "an already running bridge's base URL (webhook path only: no baseline, no step-ups)")
+	fs.StringVar(&o.targetKey, "webhook-secret", os.Getenv("LOADGEN_WEBHOOK_SECRET"), "with --target: the brand's standard webhook secret (whsec_…)")
+	fs.StringVar(&o.targetBrand, "brand", "acme", "with --target: the brand id")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.skip = map[string]bool{}
+	for _, s := range strings.Split(skip, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.skip[s] = true
+		}
+	}
+	if o.conc < 1 || o.duration <= 0 || o.duration > time.Hour || o.sustain > time.Hour {
+		return errors.New("need --concurrency >= 1 and durations up to 1h")
+	}
+	if o.target != "" {
+		return runTarget(ctx, o, stdout)
+	}
+	if o.store == "redis" && o.redisDB == 0 {
+		return errors.New("--redis-db 0 is the test suites' database: use another")
+	}
+	l := &logger{w: stderr}
+	rep := &report{When: time.Now().UTC(), Machine: machine(ctx, o), Options: map[string]string{
+		"concurrency": strconv.Itoa(o.conc), "warmup": o.warmup.String(), "duration": o.duration.String(),
+		"store": o.store, "redis": fmt.Sprintf("%s db %d", o.redisAddr, o.redisDB), "conversations": strconv.Itoa(o.active),
+		"events_per_conversation": strconv.Itoa(o.perConv), "verify_every": strconv.Itoa(o.verifyEvery),
+		"existing": strconv.Itoa(o.existing), "bridge_log_level": o.logLevel, "port": strconv.Itoa(o.port),
+	}, Extra: map[string]any{}}
+
+	tmp, err := os.MkdirTemp("", "stepup-loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.bridgeBin == "" {
+		l.printf("building ./cmd/stepup-bridge")
+		if o.bridgeBin, err = buildBridge(ctx, tmp); err != nil {
+			return err
+		}
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
+	base := "http://" + addr
+	run := runID()
+	sec := map[string]string{
+		"LG_ACME_WEBHOOK_SECRET": newSecret(), "LG_GLOBEX_WEBHOOK_SECRET": newSecret(), "LG_ENDPOINT_SECRET": newSecret(),
+		"LG_IDP_SECRET": "idp-" + runID() + runID(), "LG_API_KEY": "lg-api-key-" + runID() + runID() + runID() + runID(),
+	}
+	acmeKey := mustKey(sec["LG_ACME_WEBHOOK_SECRET"])
+
+	// --- baseline ---------------------------------------------------
+	if !o.skip["baseline"] {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		l.printf("baseline: bare gin on %s", addr)
+		p, err := startProc("baseline", exec.Command(self, "baseline-server", "--listen", addr), stderr)
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, p, base+"/healthz", 10*time.Second); err != nil {
+			p.stop()
+			return err
+		}
+		s := &sender{base: base, client: newClient(o.conc), secret: acmeKey}
+		rss := sampleRSS(p.pid(), time.Second)
+		g := newGenerator("acme", "lg"+run+"b", o.active, o.perConv, o.verifyEvery, 1)
+		g.existing = o.existing
+		closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
+		t0 := time.Now()
+		t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
+		el := time.Since(t0)
+		r := t.result("baseline max", "baseline", "closed", o.conc, 0, el)
+		r.RSS = rss.window(t0, time.Now())
+		rep.Phases = append(rep.Phases, r)
+		l.phase(r)
+		rss.close()
+		p.stop()
+		s.client.CloseIdleConnections()
+	}
+
+	// --- the bridge ---------------------------------------------------
+	ep, err := startEndpoint(sec["LG_ENDPOINT_SECRET"])
+	if err != nil {
+		return err
+	}
+	defer ep.close()
+	idp, err := devidp.Start(devidp.Options{
+		ClientID: "stepup-bridge", ClientSecret: sec["LG_IDP_SECRET"],
+		RedirectURIs: []string{base + "/callback/acme", base + "/callback/globex"},
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
+
+	var rc *redis.Client
+	if o.store == "redis" {
+		rc = redis.NewClient(&redis.Options{Addr: o.redisAddr, DB: o.redisDB})
+		defer rc.Close()
+		if err := rc.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis %s: %w", o.redisAddr, err)
+		}
+		if !o.keep && o.existing == 0 {
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				n, err := deletePrefix(cctx, rc, "stepup:*")
+				l.printf("cleanup: deleted %d keys from db %d (%v)", n, o.redisDB, err)
+			}()
+		}
+		rep.RedisMemory = map[string]int64{}
+		if m, err := usedMemory(ctx, rc); err == nil {
+			rep.RedisMemory["used_memory_before"] = m
+		}
+	}
+	cfgPath := filepath.Join(tmp, "bridge.yaml")
+	if err := os.WriteFile(cfgPath, []byte(bridgeConfig(o, addr, ep.url, idp.Issuer())), 0o600); err != nil {
+		return err
+	}
+	var blog io.Writer = io.Discard
+	if o.bridgeLog != "" {
+		f, err := os.Create(o.bridgeLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		blog = f
+	}
+	cmd := exec.Command(o.bridgeBin, "serve", "--config", cfgPath)
+	cmd.Env = os.Environ()
+	for k, v := range sec {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	l.printf("bridge: %s on %s (store %s)", o.bridgeBin, addr, o.store)
+	bp, err := startProc("bridge", cmd, blog)
+	if err != nil {
+		return err
+	}
+	defer bp.stop()
+	if err := waitHTTP(ctx, bp, base+"/readyz", 20*time.Second); err != nil {
+		return err
+	}
+	rss := sampleRSS(bp.pid(), time.Second)
+	defer rss.close()
+	if v, err := readRSS(bp.pid()); err == nil {
+		rep.Extra["bridge_rss_idle_mb"] = float64(v) / (1 << 20)
+	}
+
+	var bg background
+	if rc != nil {
+		l.printf("bridge idle for %s: background Redis traffic", o.background)
+		if bg, err = measureBackground(ctx, rc, o.background); err != nil {
+			return err
+		}
+		rep.Background = map[string]float64{"top_level": bg.topPerSec, "scripts": bg.scriptsPerSec}
+		for k, v := range bg.commands {
+			rep.Background[k] = float64(v) / bg.secs
+		}
+	}
+
+	s := &sender{base: base, client: newClient(max(o.conc, 256)), secret: acmeKey}
+	g := newGenerator("acme", "lg"+run+"r", o.active, o.perConv, o.verifyEvery, 1)
+	g.existing = o.existing
+	measure := func(name, mode string, conc int, rate float64, do func() *tally) phaseResult {
+		var before cmdStats
+		if rc != nil {
+			before, _ = readCmdStats(ctx, rc)
+		}
+		t0 := time.Now()
+		t := do()
+		el := time.Since(t0)
+		r := t.result(name, "bridge", mode, conc, rate, el)
+		if rc != nil {
+			after, _ := readCmdStats(ctx, rc)
+			r.Redis = delta(before, after, t.ok, el.Seconds(), bg)
+		}
+		r.RSS = rss.window(t0, time.Now())
+		rep.Phases = append(rep.Phases, r)
+		l.phase(r)
+		return r
+	}
+
+	maxRate := 0.0
+	if !o.skip["max"] {
+		closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
+		var perfDone chan error
+		if o.perfSeconds > 0 {
+			perfDone = make(chan error, 1)
+			go func() {
+				c := exec.CommandContext(ctx, "perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(bp.pid()), "-o", o.perfOut, "--", "sleep", strconv.Itoa(o.perfSeconds))
+				c.Stdout, c.Stderr = io.Discard, io.Discard
+				perfDone <- c.Run()
+			}()
+		}
+		r := measure("bridge max", "closed", o.conc, 0, func() *tally {
+			return closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
+		})
+		if perfDone != nil {
+			if err := <-perfDone; err != nil {
+				l.printf("perf: %v", err)
+			} else {
+				l.printf("perf: wrote %s (perf report -i %s --no-children)", o.perfOut, o.perfOut)
+			}
+		}
+		maxRate = r.Throughput
+		if base := baselineOf(rep); base > 0 {
+			rep.Ratio = maxRate / base
+		}
+	}
+
+	rate := o.rate
+	if rate == 0 && o.halfRate && maxRate > 0 {
+		rate = maxRate / 2
+	}
+	st := &stepper{s: &sender{base: base, client: newClient(16), secret: acmeKey}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "s"}
+	globex := &stepper{s: &sender{base: base, client: newClient(16), secret: mustKey(sec["LG_GLOBEX_WEBHOOK_SECRET"])}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "n"}
+	if rate > 0 && !o.skip["fixed"] {
+		workers := max(o.conc*4, 128)
+		var sus []stepUpResult
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if o.stepups > 0 && !o.skip["stepups"] {
+				time.Sleep(time.Second) // into the phase
+				sus = append(sus, st.runStepUps(ctx, "acme", true, o.stepups, o.stepupConc))
+				sus = append(sus, globex.runStepUps(ctx, "globex", false, o.stepups, o.stepupConc))
+			}
+		}()
+		measure(fmt.Sprintf("bridge fixed %.0f/s", rate), "open", workers, rate, func() *tally {
+			return openLoop(ctx, s, g, rate, workers, limits{duration: o.duration, requests: o.requests})
+		})
+		<-done
+		for _, r := range sus {
+			l.stepups(r)
+		}
+		rep.StepUps = append(rep.StepUps, sus...)
+	}
+	if o.sustain > 0 && rate > 0 {
+		workers := max(o.conc*4, 128)
+		measure(fmt.Sprintf("bridge sustained %.0f/s for %s", rate, o.sustain), "open", workers, rate, func() *tally {
+			return openLoop(ctx, s, g, rate, workers, limits{duration: o.sustain, requests: uint64(rate*o.sustain.Seconds()) + 1})
+		})
+	}
+	if o.stepups > 0 && !o.skip["stepups"] {
+		// And on an otherwise idle bridge: the floor.
+		r := st.runStepUps(ctx, "acme", true, o.stepups, 1)
+		r.Extra = map[string]string{"load": "none (idle bridge), one at a time"}
+		l.stepups(r)
+		rep.StepUps = append(rep.StepUps, r)
+		r = globex.runStepUps(ctx, "globex", false, o.stepups, 1)
+		r.Extra = map[string]string{"load": "none (idle bridge), one at a time"}
+		l.stepups(r)
+		rep.StepUps = append(rep.StepUps, r)
+	}
+	// Let the outbox settle, then what the endpoint got.
+	time.Sleep(time.Second)
+	rep.Endpoint = ep.counts()
+	if v, err := readRSS(bp.pid()); err == nil {
+		rep.Extra["bridge_rss_end_mb"] = float64(v) / (1 << 20)
+	}
+	if rc != nil {
+		if m, err := usedMemory(ctx, rc); err == nil {
+			rep.RedisMemory["used_memory_after"] = m
+		}
+		if n, err := rc.DBSize(ctx).Result(); err == nil {
+			rep.RedisMemory["db_keys_after"] = n
+		}
+	}
+	if err := scrapeMetrics(ctx, base, rep); err != nil {
+		l.printf("metrics: %v", err)
+	}
+	rss.close()
+	bp.stop()
+
+	writeReport(stdout, rep)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func baselineOf(rep *report) float64 {
+	for _, p := range rep.Phases {
+		if p.Server == "baseline" {
+			return p.Throughput
+		}
+	}
+	return 0
+}
+
+// bridgeConfig is the generated configuration: two brands on the standard
+// adapter, acme with the default confirm-code binding and globex with
+// binding none (for the callback → effects latency), both logging in at
+// the development IdP; the outbox delivers to the load generator's
+// endpoint.
+func bridgeConfig(o runOptions, addr, endpoint, issuer string) string {
+	store := "  driver: memory\n"
+	if o.store == "redis" {
+		store = fmt.Sprintf("  driver: redis\n  redis:\n    addrs: [%q]\n    db: %d\n", o.redisAddr, o.redisDB)
+	}
+	var brands strings.Builder
+	for _, b := range []struct{ id, env, binding string }{{"acme", "ACME", "confirm-code"}, {"globex", "GLOBEX", "none"}} {
+		fmt.Fprintf(&brands, `
+  - id: %[1]s
+    api_keys: ["${LG_API_KEY}"]
+    platforms:
+      - type: standard
+        webhook_secrets: ["${LG_%[2]s_WEBHOOK_SECRET}"]
+        endpoint: %[3]s
+        endpoint_secret: ${LG_ENDPOINT_SECRET}
+    identity:
+      type: oidc
+      name: Loadgen IdP
+      issuer: %[4]s
+      client_id: stepup-bridge
+      client_secret: ${LG_IDP_SECRET}
+      algorithms: [RS256]
+    step_up:
+      binding: %[5]s
+`, b.id, b.env, endpoint, issuer, b.binding)
+	}
+	return fmt.Sprintf(`# generated by stepup-loadgen
+server:
+  listen: %q
+  public_url: "http://%s"
+  log_format: json
+  log_level: %s
+store:
+%s  outbox:
+    min_backoff: 100ms
+    max_backoff: 2s
+brands:%s`, addr, addr, o.logLevel, store, brands.String())
+}
+
+// scrapeMetrics keeps a few of the bridge's own numbers.
+func scrapeMetrics(ctx context.Context, base string, rep *report) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	want := map[string]string{
+		"process_resident_memory_bytes": "bridge_rss_bytes_metrics", "go_goroutines": "bridge_goroutines",
+		"go_memstats_heap_inuse_bytes": "bridge_heap_inuse_bytes", "process_cpu_seconds_total": "bridge_cpu_seconds",
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if k, ok := want[name]; ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			rep.Extra[k] = f
+		}
+	}
+	return nil
+}
+
+// machine describes where the run happened.
+func machine(ctx context.Context, o runOptions) map[string]string {
+	m := map[string]string{"go": runtime.Version(), "cpus": strconv.Itoa(runtime.NumCPU()), "goos": runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m["cpu"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m["loadavg_at_start"] = strings.TrimSpace(string(b))
+	}
+	if o.store == "redis" {
+		c := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+		defer c.Close()
+		if v, err := infoField(ctx, c, "server", "redis_version"); err == nil {
+			m["redis"] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+// runTarget drives an already running bridge (webhooks only).
+func runTarget(ctx context.Context, o runOptions, stdout io.Writer) error {
+	if o.targetKey == "" {
+		return errors.New("--target needs --webhook-secret (or LOADGEN_WEBHOOK_SECRET)")
+	}
+	key, err := mustKeyErr(o.targetKey)
+	if err != nil {
+		return err
+	}
+	s := &sender{base: strings.TrimRight(o.target, "/"), client: newClient(o.conc), secret: key}
+	g := newGenerator(o.targetBrand, "lg"+runID()+"t", o.active, o.perConv, o.verifyEvery, 1)
+	g.existing = o.existing
+	rep := &report{When: time.Now().UTC(), Machine: machine(ctx, runOptions{}), Options: map[string]string{"target": o.target}}
+	closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
+	t0 := time.Now()
+	t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
+	rep.Phases = append(rep.Phases, t.result("target max", "bridge", "closed", o.conc, 0, time.Since(t0)))
+	if o.rate > 0 {
+		t0 = time.Now()
+		t = openLoop(ctx, s, g, o.rate, max(o.conc*4, 128), limits{duration: o.duration, requests: o.requests})
+		rep.Phases = append(rep.Phases, t.result(fmt.Sprintf("target fixed %.0f/s", o.rate), "bridge", "open", max(o.conc*4, 128), o.rate, time.Since(t0)))
+	}
+	writeReport(stdout, rep)
+	return nil
+}
