@@ -57,17 +57,17 @@ type runOptions struct {
 
 // report is everything a run measured.
 type report struct {
-	When        time.Time               `json:"when"`
-	Machine     map[string]string       `json:"machine"`
-	Options     map[string]string       `json:"options"`
-	Phases      []phaseResult           `json:"phases"`
-	Ratio       float64                 `json:"bridge_to_baseline_throughput"`
-	StepUps     []stepUpResult          `json:"step_ups,omitempty"`
-	Endpoint    map[string]int64        `json:"endpoint_calls,omitempty"`
-	Background  map[string]float64      `json:"redis_idle_background_per_sec,omitempty"`
-	RedisMemory map[string]int64        `json:"redis_memory,omitempty"`
-	Notes       []string                `json:"notes,omitempty"`
-	Extra       map[string]any          `json:"extra,omitempty"`
+	When        time.Time          `json:"when"`
+	Machine     map[string]string  `json:"machine"`
+	Options     map[string]string  `json:"options"`
+	Phases      []phaseResult      `json:"phases"`
+	Ratio       float64            `json:"bridge_to_baseline_throughput"`
+	StepUps     []stepUpResult     `json:"step_ups,omitempty"`
+	Endpoint    map[string]int64   `json:"endpoint_calls,omitempty"`
+	Background  map[string]float64 `json:"redis_idle_background_per_sec,omitempty"`
+	RedisMemory map[string]int64   `json:"redis_memory,omitempty"`
+	Notes       []string           `json:"notes,omitempty"`
+	Extra       map[string]any     `json:"extra,omitempty"`
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
