@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/idpevents"
+	"github.com/stepup-bridge/stepup-bridge/adapters/liveperson"
 	"github.com/stepup-bridge/stepup-bridge/adapters/oidc"
 	"github.com/stepup-bridge/stepup-bridge/adapters/outbound"
 	"github.com/stepup-bridge/stepup-bridge/adapters/standard"
@@ -45,6 +46,17 @@ var platforms = map[string]PlatformFactory{
 			o.Outbound.Transport = d.HTTPClient.Transport
 		}
 		return standard.New(*pc.Standard, o)
+	},
+	"liveperson": func(_ context.Context, pc config.Platform, d Deps) (bridge.Platform, error) {
+		o := liveperson.Options{Logger: d.Logger, Clock: d.Clock, CallTimeout: d.Outbox.CallTimeout}
+		o.Outbound = outbound.Options{Logger: d.Logger}
+		if d.HTTPClient != nil {
+			o.Outbound.Transport = d.HTTPClient.Transport
+			if t, ok := d.HTTPClient.Transport.(*http.Transport); ok {
+				o.TLSConfig = t.TLSClientConfig
+			}
+		}
+		return liveperson.New(*pc.LivePerson, o)
 	},
 }
 

@@ -92,6 +92,7 @@ func NewService(o Options) (*Service, error) {
 			return nil, fmt.Errorf("bridge: duplicate brand %q", b.ID)
 		}
 		s.brands[b.ID] = b
+		bindBrand(b, s.store)
 	}
 	return s, nil
 }

@@ -274,14 +274,14 @@ func TestValidateBuiltInCode(t *testing.T) {
 	assert.Equal(t, Problems{
 		{Path: "brands[0].platforms[1]", Message: `no settings for type "standard"`},
 		{Path: "brands[0].platforms[1].type", Message: `duplicate platform type "standard" (also brands[0].platforms[0]): the type names the webhook path /webhooks/{brand}/standard`},
-		{Path: "brands[0].platforms[2].type", Message: `unknown platform type "carrier-pigeon" (known: standard)`},
+		{Path: "brands[0].platforms[2].type", Message: `unknown platform type "carrier-pigeon" (known: liveperson, standard)`},
 	}, ps)
 	require.Len(t, cfg.Warnings, 1)
 	assert.Equal(t, "brands[0].step_up.binding", cfg.Warnings[0].Path)
 }
 
 func TestPlatformTypes(t *testing.T) {
-	assert.Equal(t, []string{"standard"}, PlatformTypes())
+	assert.Equal(t, []string{"liveperson", "standard"}, PlatformTypes())
 	p := Platform{Type: "standard", Standard: &StandardPlatform{}}
 	assert.Same(t, p.Standard, p.Settings())
 	assert.Nil(t, Platform{Type: "standard"}.Settings(), "no typed nil in the interface")

@@ -14,7 +14,8 @@ import (
 //
 //	"liveperson": kind(func(p *Platform) **LivePersonPlatform { return &p.LivePerson }),
 var platformKinds = map[string]platformKind{
-	"standard": kind(func(p *Platform) **StandardPlatform { return &p.Standard }),
+	"standard":   kind(func(p *Platform) **StandardPlatform { return &p.Standard }),
+	"liveperson": kind(func(p *Platform) **LivePersonPlatform { return &p.LivePerson }),
 }
 
 // platformKind reaches a type's settings field on a Platform.

@@ -93,8 +93,9 @@ type Brand struct {
 // Platform is one messaging platform of a brand: its type plus that type's
 // settings (exactly one of the typed sections below is set, by type).
 type Platform struct {
-	Type     string            `yaml:"type"`
-	Standard *StandardPlatform `yaml:"-"`
+	Type       string              `yaml:"type"`
+	Standard   *StandardPlatform   `yaml:"-"`
+	LivePerson *LivePersonPlatform `yaml:"-"`
 }
 
 // StandardPlatform is the Standard Webhooks adapter.

@@ -369,7 +369,7 @@ func (p *Provider) Redeem(ctx context.Context, code, verifier, nonce string) (br
 	case nonce == "":
 		return bridge.Identity{}, reject("nonce missing", nil)
 	}
-	raw, err := p.exchange(ctx, st.doc.TokenEndpoint, code, verifier)
+	raw, err := p.exchange(ctx, st.doc.TokenEndpoint, code, verifier, p.redirectURL)
 	if err != nil {
 		return bridge.Identity{}, err
 	}
@@ -386,13 +386,16 @@ type tokenResponse struct {
 	Error   string `json:"error"`
 }
 
-// exchange redeems the code and returns the raw ID token.
-func (p *Provider) exchange(ctx context.Context, endpoint, code, verifier string) (string, error) {
+// exchange redeems the code and returns the raw ID token. verifier is ""
+// only for RedeemCode, whose authorization request the bridge did not make.
+func (p *Provider) exchange(ctx context.Context, endpoint, code, verifier, redirectURI string) (string, error) {
 	form := url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {p.redirectURL},
-		"code_verifier": {verifier},
+		"grant_type":   {"authorization_code"},
+		"code":         {code},
+		"redirect_uri": {redirectURI},
+	}
+	if verifier != "" {
+		form.Set("code_verifier", verifier)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {

@@ -120,6 +120,9 @@ func New(o Options) (*gin.Engine, error) {
 	r.POST("/login/:brand/:ticket", s.loginStart)
 	r.GET("/callback/:brand", s.callback)
 
+	r.POST("/token/:brand", func(c *gin.Context) { s.svc.ServeToken(c.Writer, c.Request, c.Param("brand")) })
+	r.GET("/jwks/:brand", func(c *gin.Context) { s.svc.ServeJWKS(c.Writer, c.Request, c.Param("brand")) })
+
 	api := r.Group("/api/v1/brands/:brand", s.apiAuth)
 	api.POST("/conversations/:conversation/login-links", s.createLink)
 	api.GET("/conversations/:conversation", s.status)

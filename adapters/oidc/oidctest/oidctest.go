@@ -60,6 +60,10 @@ type Config struct {
 	CodeTTL  time.Duration
 	// DefaultUser logs in when no user is queued.
 	DefaultUser User
+	// PKCEOptional lets the confidential client omit PKCE, as most IdPs
+	// allow: a code issued without a challenge is redeemed without a
+	// verifier (LivePerson's code flow cannot carry one).
+	PKCEOptional bool
 }
 
 // User is who logs in at /authorize.
@@ -636,6 +640,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	case !slices.Contains(strings.Fields(q.Get("scope")), "openid"):
 		fail("invalid_scope")
 		return
+	case p.cfg.PKCEOptional && !q.Has("code_challenge") && !q.Has("code_challenge_method"):
 	case q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43:
 		fail("invalid_request")
 		return
@@ -727,6 +732,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	case r.PostForm.Get("redirect_uri") != g.redirectURI:
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
+	case g.challenge == "" && p.cfg.PKCEOptional:
+		if r.PostForm.Has("code_verifier") {
+			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
 	case !pkceOK(verifier, g.challenge):
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return

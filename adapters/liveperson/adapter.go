@@ -1,0 +1,268 @@
+// Package liveperson is the LivePerson Conversational Cloud platform
+// adapter (messaging only): LivePerson steps consumers up by itself, and
+// the bridge enriches it (DESIGN §4 flow B).
+//
+//   - Webhooks (the app install's five event types) are checked against the
+//     brand's account and app install and their HMAC signature on the raw
+//     bytes, then mapped to bridge events. An open conversation whose
+//     CONSUMER participant is no longer the one the bridge recorded is an
+//     identity swap: the new consumer's profile (agent messaging API) gives
+//     the customer id the bridge itself put in the login token.
+//   - The authentication connector (code flow): LivePerson posts the
+//     consumer's code to /token/{brand}; the bridge redeems it at the
+//     brand's OIDC IdP and answers with an RS256 id_token whose keys are at
+//     /jwks/{brand}. The service records the login before the answer.
+//   - Deliver posts the agent-only note (messageAudience
+//     AGENTS_AND_MANAGERS) and transfers the skill, as the bridge's own
+//     LivePerson user over the agent messaging websocket.
+package liveperson
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/stepup-bridge/stepup-bridge/adapters/outbound"
+	"github.com/stepup-bridge/stepup-bridge/bridge"
+	"github.com/stepup-bridge/stepup-bridge/config"
+)
+
+// Type is the platform type name in the configuration.
+const Type = "liveperson"
+
+// DefaultCallTimeout bounds one Deliver.
+const DefaultCallTimeout = 30 * time.Second
+
+var (
+	_ bridge.Platform    = (*Adapter)(nil)
+	_ bridge.BrandBound  = (*Adapter)(nil)
+	_ bridge.TokenIssuer = (*Adapter)(nil)
+)
+
+// Options are the adapter's collaborators.
+type Options struct {
+	// Client makes the REST calls (domain API, agent login). nil builds one
+	// with outbound.NewClient(Outbound).
+	Client   *retryablehttp.Client
+	Outbound outbound.Options
+	// TLSConfig for the messaging websocket (tests trust their own CA); nil:
+	// the system roots.
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
+	Clock     bridge.Clock
+	// CallTimeout bounds one Deliver. Default DefaultCallTimeout.
+	CallTimeout time.Duration
+}
+
+// Adapter is the LivePerson platform of one brand; safe for concurrent use.
+type Adapter struct {
+	cfg         config.LivePersonPlatform
+	secret      []byte
+	agent       *AgentClient
+	token       *tokenIssuer // nil: the connector is not enabled
+	log         *slog.Logger
+	clock       bridge.Clock
+	callTimeout time.Duration
+
+	mu       sync.RWMutex
+	brand    string
+	sessions bridge.SessionReader
+}
+
+// New checks the configuration and builds the adapter. Secret values never
+// appear in its errors.
+func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
+	a := &Adapter{cfg: cfg, secret: []byte(cfg.ClientSecret.Value), log: opts.Logger, clock: opts.Clock, callTimeout: opts.CallTimeout}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.clock == nil {
+		a.clock = bridge.SystemClock{}
+	}
+	if a.callTimeout <= 0 {
+		a.callTimeout = DefaultCallTimeout
+	}
+	if a.cfg.ProfileTimeout <= 0 {
+		a.cfg.ProfileTimeout = 1500 * time.Millisecond
+	}
+	var errs []error
+	if cfg.AccountID == "" || cfg.ClientID == "" || len(a.secret) == 0 {
+		errs = append(errs, errors.New("account_id, client_id and client_secret are required"))
+	}
+	if cfg.Connector.Enabled {
+		ks, err := newKeySet(cfg.Connector)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case cfg.Connector.ClientID == "" || !cfg.Connector.ClientSecret.IsSet() || cfg.Connector.Issuer == "":
+			errs = append(errs, errors.New("connector: client_id, client_secret and issuer are required"))
+		default:
+			if cfg.Connector.TokenTTL <= 0 {
+				cfg.Connector.TokenTTL = time.Hour
+			}
+			a.token = &tokenIssuer{cfg: cfg.Connector, secret: []byte(cfg.Connector.ClientSecret.Value), keys: ks, clock: a.clock}
+			if cfg.Connector.DevGenerateKey {
+				a.log.Warn("liveperson: connector signs with a generated development key; configure connector.signing_keys in production")
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("liveperson platform: %w", err)
+	}
+	client := opts.Client
+	if client == nil {
+		o := opts.Outbound
+		if o.Logger == nil {
+			o.Logger = opts.Logger
+		}
+		client = outbound.NewClient(o)
+	}
+	a.agent = NewAgentClient(cfg.AccountID, cfg.CSDSURL, cfg.Agent, client, opts.TLSConfig, a.clock)
+	if !a.agent.configured() {
+		a.log.Warn("liveperson: no agent user: step-ups are not detected and agents are not notified")
+	}
+	return a, nil
+}
+
+// BindBrand implements bridge.BrandBound.
+func (a *Adapter) BindBrand(brand string, sessions bridge.SessionReader) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.brand, a.sessions = brand, sessions
+}
+
+// ParseWebhook verifies the request on its raw body, then maps its changes
+// to events. What the bridge does not use (receipts, typing, agent-only
+// messages, other dialogs, live chat) gives no event, on purpose, and is
+// logged at debug level (live chat at info: a brand may expect step-up there).
+// Errors wrap bridge.ErrUnauthenticated or bridge.ErrMalformed; a profile
+// lookup that fails wraps bridge.ErrUnavailable, so that LivePerson retries.
+func (a *Adapter) ParseWebhook(ctx context.Context, req bridge.WebhookRequest) ([]bridge.Event, error) {
+	if err := Verify(req.Header, req.Body, a.cfg.AccountID, a.cfg.ClientID, a.secret); err != nil {
+		return nil, fmt.Errorf("liveperson webhook: %w", err)
+	}
+	items, skips, err := parse(req.Body)
+	if err != nil {
+		return nil, fmt.Errorf("liveperson webhook: %w", err)
+	}
+	for _, s := range skips {
+		level := slog.LevelDebug
+		if s.notice {
+			level = slog.LevelInfo
+		}
+		a.log.Log(ctx, level, "liveperson: change ignored", "conversation", s.conv, "reason", s.reason)
+	}
+	events := make([]bridge.Event, 0, len(items))
+	for _, it := range items {
+		ev := it.ev
+		if it.open {
+			if ev, err = a.resolveSwap(ctx, ev); err != nil {
+				return nil, err
+			}
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// resolveSwap turns an open-conversation change into an identity swap when
+// its CONSUMER is not the one the bridge recorded for the conversation.
+// LivePerson resends the whole conversation on every change, so only this
+// comparison tells a step-up from an agent joining. Reading the session
+// outside the store's atomic step-up is safe: the recorded consumer never
+// changes, and the step-up itself is once-only in the store.
+func (a *Adapter) resolveSwap(ctx context.Context, ev bridge.Event) (bridge.Event, error) {
+	a.mu.RLock()
+	brand, sessions := a.brand, a.sessions
+	a.mu.RUnlock()
+	if sessions == nil || !a.agent.configured() {
+		return ev, nil
+	}
+	sess, err := sessions.Get(ctx, bridge.Key{Brand: brand, Conversation: ev.Conversation})
+	switch {
+	case errors.Is(err, bridge.ErrNotFound):
+		return ev, nil // first sight: the consumer it is seen with is the anonymous one
+	case err != nil:
+		return ev, fmt.Errorf("liveperson webhook: read session: %w", err)
+	}
+	if sess.Consumer == "" || sess.Consumer == ev.Consumer {
+		return ev, nil
+	}
+	log := a.log.With("conversation", ev.Conversation, "event", ev.ID)
+	switch sess.State {
+	case bridge.StateSteppedUp:
+		return ev, nil // the swap already counted; later changes carry the new consumer
+	case bridge.StateClosed:
+		log.Warn("liveperson: consumer changed on a closed conversation; not a step-up")
+		return ev, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.ProfileTimeout)
+	defer cancel()
+	sub, err := a.agent.CustomerID(pctx, ev.Consumer)
+	if err != nil {
+		return ev, fmt.Errorf("liveperson webhook: %w: read the new consumer's profile: %w", bridge.ErrUnavailable, err)
+	}
+	if sub == "" {
+		log.Info("liveperson: consumer changed without an authenticated customer id; not a step-up")
+		return ev, nil
+	}
+	ev.Kind = bridge.EventIdentitySwap
+	ev.Subject = sub
+	return ev, nil
+}
+
+// Deliver makes one outbox call through the agent messaging API. The
+// identity itself needs no call: LivePerson attached it when it stepped the
+// consumer up.
+func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
+	ctx, cancel := context.WithTimeout(ctx, a.callTimeout)
+	defer cancel()
+	conv := e.Key.Conversation
+	var err error
+	switch e.Effect {
+	case bridge.EffectAttachIdentity:
+		return nil
+	case bridge.EffectNotifyAgents:
+		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, true) })
+	case bridge.EffectPostMessage:
+		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, false) })
+	case bridge.EffectRouteSkill:
+		err = a.requireText(e, func() error { return a.agent.TransferSkill(ctx, conv, e.Text) })
+	default:
+		err = bridge.Permanent(fmt.Errorf("unsupported effect %q", e.Effect))
+	}
+	if err != nil {
+		return fmt.Errorf("liveperson: deliver %s %s: %w", e.Effect, e.ID, err)
+	}
+	return nil
+}
+
+func (a *Adapter) requireText(e bridge.OutboxEntry, call func() error) error {
+	if e.Key.Conversation == "" || e.Text == "" {
+		return bridge.Permanent(errors.New("entry without conversation or text"))
+	}
+	return call()
+}
+
+// IssueToken implements bridge.TokenIssuer.
+func (a *Adapter) IssueToken(ctx context.Context, r *http.Request, idp bridge.CodeRedeemer) bridge.TokenResult {
+	if a.token == nil {
+		return tokenError(http.StatusNotFound, ErrCodeInvalidRequest, "connector not enabled")
+	}
+	return a.token.IssueToken(ctx, r, idp)
+}
+
+// JWKS implements bridge.TokenIssuer.
+func (a *Adapter) JWKS() []byte {
+	if a.token == nil {
+		return []byte(`{"keys":[]}`)
+	}
+	return a.token.JWKS()
+}

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// LivePersonPlatform is the LivePerson Conversational Cloud adapter
+// (messaging only): the app install whose webhooks the bridge receives, the
+// bot user it logs in as to read consumer profiles and notify agents, and
+// the authentication connector (code flow) it serves at /token/{brand}.
+type LivePersonPlatform struct {
+	// AccountID is the LivePerson account (site) id; inbound webhooks must
+	// carry it in x-liveperson-account-id.
+	AccountID string `yaml:"account_id"`
+	// ClientID and ClientSecret are the app install's credentials: webhooks
+	// carry the id in x-liveperson-client-id and are signed with the secret.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// CSDSURL is the domain API base (service discovery).
+	CSDSURL string `yaml:"csds_url"`
+	// Agent is the bot user the bridge logs in as (agent login, messaging
+	// websocket): to read a stepped-up consumer's profile, post agent-only
+	// notes and transfer skills. Without it step-ups are not detected.
+	Agent LivePersonAgent `yaml:"agent"`
+	// ProfileTimeout bounds the profile lookup made while a swap webhook
+	// waits (LivePerson disables apps slower than 2.5s).
+	ProfileTimeout time.Duration `yaml:"profile_timeout"`
+	// Connector is the authentication connector (code flow) the bridge
+	// serves at /token/{brand} and /jwks/{brand}.
+	Connector LivePersonConnector `yaml:"connector"`
+}
+
+// LivePersonAgent is a LivePerson user: username with password, or with an
+// API key (OAuth 1 app key, secret, access token, access token secret).
+type LivePersonAgent struct {
+	Username          string `yaml:"username"`
+	Password          Secret `yaml:"password"`
+	AppKey            string `yaml:"app_key"`
+	Secret            Secret `yaml:"secret"`
+	AccessToken       string `yaml:"access_token"`
+	AccessTokenSecret Secret `yaml:"access_token_secret"`
+}
+
+// LivePersonConnector is the brand's "Consumer Identity Provider" in
+// LivePerson (code flow): LivePerson posts the consumer's authorization code
+// with Basic client_id:client_secret; the bridge redeems it at the brand's
+// IdP and answers with an RS256 id_token it signs.
+type LivePersonConnector struct {
+	// Enabled serves /token/{brand} and /jwks/{brand}.
+	Enabled      bool   `yaml:"enabled"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// Issuer is the iss of the minted id_token; it must equal the iss the
+	// brand's page gives lpTag.identities.
+	Issuer string `yaml:"issuer"`
+	// TokenTTL is the id_token lifetime (LivePerson asks for a new one on expiry).
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// RedirectURI is sent to the IdP with the code; it must be the one the
+	// brand's page used when it got the code. Empty: the redirect_uri that
+	// LivePerson sends.
+	RedirectURI string `yaml:"redirect_uri"`
+	// SigningKeys are RSA private keys (PEM). The first signs; all are
+	// published at /jwks/{brand}. Rotate by adding the new key last, moving
+	// it first once LivePerson has fetched it, and removing the old one
+	// after token_ttl.
+	SigningKeys []LivePersonKey `yaml:"signing_keys"`
+	// DevGenerateKey signs with a key generated at start-up (development
+	// only: every restart and replica has another key).
+	DevGenerateKey bool `yaml:"dev_generate_key"`
+	// Claims adds id_token claims from identity attributes (claim:
+	// attribute): subject, name, email, provider, or an identity.claims.extra
+	// name. Defaults: email and name.
+	Claims map[string]string `yaml:"claims"`
+	// SDEs fills lp_sdes (sde path: attribute), e.g. personal.firstname:
+	// given_name or ctmrinfo.userName: username. ctmrinfo.customerId is
+	// always the subject (the bridge correlates the step-up on it).
+	SDEs map[string]string `yaml:"sdes"`
+}
+
+// LivePersonKey is one signing key.
+type LivePersonKey struct {
+	// ID is the JWK kid; empty: the key's RFC 7638 thumbprint.
+	ID         string `yaml:"id"`
+	PrivateKey Secret `yaml:"private_key"`
+}
+
+func (p *LivePersonPlatform) setDefaults() {
+	p.CSDSURL = "https://api.liveperson.net"
+	// Well inside LivePerson's 2.5s budget for a webhook answer.
+	p.ProfileTimeout = 1500 * time.Millisecond
+	// An hour, as LivePerson's own app tokens.
+	p.Connector.TokenTTL = time.Hour
+}
+
+// LivePersonSDEFields are the lp_sdes fields the authenticated flow
+// supports (reference liveperson.md §3.8), by SDE.
+var LivePersonSDEFields = map[string][]string{
+	"ctmrinfo": {"cstatus", "ctype", "balance", "currency", "socialId", "imei", "userName", "companySize", "companyBranch", "accountName", "role"},
+	"personal": {"firstname", "lastname", "gender", "company", "language", "email", "phone"},
+}
+
+// LivePersonClaims are the id_token claims a brand may map.
+var LivePersonClaims = []string{"given_name", "family_name", "email", "phone_number", "preferred_username", "gender", "name"}
+
+var lpAccountID = regexp.MustCompile(`^[A-Za-z0-9]{1,32}$`)
+
+func (p *LivePersonPlatform) validate(r *collector, path string) {
+	if !lpAccountID.MatchString(p.AccountID) {
+		r.errorf(join(path, "account_id"), "required: the LivePerson account (site) id, letters and digits")
+	}
+	if p.ClientID == "" {
+		r.errorf(join(path, "client_id"), "required: the app install client_id")
+	}
+	if !unresolved(p.ClientSecret) && !p.ClientSecret.IsSet() {
+		r.errorf(join(path, "client_secret"), "required: the app install client_secret (${ENV} or file:)")
+	}
+	checkURL(r, join(path, "csds_url"), p.CSDSURL)
+	between(r, join(path, "profile_timeout"), p.ProfileTimeout, 100*time.Millisecond, 2*time.Second)
+	a, ap := p.Agent, join(path, "agent")
+	password := a.Password.Ref != "" || a.Password.IsSet()
+	apiKey := a.AppKey != "" || a.Secret.Ref != "" || a.AccessToken != "" || a.AccessTokenSecret.Ref != ""
+	switch {
+	case a.Username == "" && (password || apiKey):
+		r.errorf(join(ap, "username"), "required with a password or an API key")
+	case password && apiKey:
+		r.errorf(ap, "give a password or an API key, not both")
+	case apiKey && (a.AppKey == "" || a.AccessToken == "" || a.Secret.Ref == "" || a.AccessTokenSecret.Ref == ""):
+		r.errorf(ap, "an API key needs app_key, secret, access_token and access_token_secret")
+	case a.Username != "" && !password && !apiKey:
+		r.errorf(ap, "a password or an API key is required")
+	case a.Username == "":
+		r.warnf(ap, "no agent user: step-ups are not detected and agents are not notified")
+	}
+	p.Connector.validate(r, join(path, "connector"))
+}
+
+func (c *LivePersonConnector) validate(r *collector, path string) {
+	if !c.Enabled {
+		return
+	}
+	if c.ClientID == "" {
+		r.errorf(join(path, "client_id"), "required: the client id configured in LivePerson's authentication connector")
+	}
+	if !unresolved(c.ClientSecret) && !c.ClientSecret.IsSet() {
+		r.errorf(join(path, "client_secret"), "required (${ENV} or file:)")
+	}
+	if c.Issuer == "" {
+		r.errorf(join(path, "issuer"), "required: the iss the brand's page gives lpTag.identities")
+	}
+	between(r, join(path, "token_ttl"), c.TokenTTL, time.Minute, 24*time.Hour)
+	if c.RedirectURI != "" {
+		checkURL(r, join(path, "redirect_uri"), c.RedirectURI)
+	}
+	keys := join(path, "signing_keys")
+	switch {
+	case len(c.SigningKeys) == 0 && !c.DevGenerateKey:
+		r.errorf(keys, "at least one RSA private key (PEM, file:) is required")
+	case len(c.SigningKeys) > 0 && c.DevGenerateKey:
+		r.errorf(join(path, "dev_generate_key"), "not with signing_keys")
+	case c.DevGenerateKey:
+		r.warnf(join(path, "dev_generate_key"), "development only: each start and each replica signs with another key")
+	}
+	seen := map[string]bool{}
+	for i, k := range c.SigningKeys {
+		kp := index(keys, i)
+		if !unresolved(k.PrivateKey) && !k.PrivateKey.IsSet() {
+			r.errorf(join(kp, "private_key"), "required (file: with a PEM RSA private key)")
+		}
+		if k.ID != "" {
+			if seen[k.ID] {
+				r.errorf(join(kp, "id"), "duplicate key id %q", k.ID)
+			}
+			seen[k.ID] = true
+		}
+	}
+	for _, claim := range slices.Sorted(maps.Keys(c.Claims)) {
+		if !slices.Contains(LivePersonClaims, claim) {
+			r.errorf(join(join(path, "claims"), claim), "unknown claim (known: %s)", strings.Join(LivePersonClaims, ", "))
+		} else if c.Claims[claim] == "" {
+			r.errorf(join(join(path, "claims"), claim), "attribute name required")
+		}
+	}
+	for _, sde := range slices.Sorted(maps.Keys(c.SDEs)) {
+		typ, field, _ := strings.Cut(sde, ".")
+		p := join(join(path, "sdes"), sde)
+		switch {
+		case sde == "ctmrinfo.customerId":
+			r.errorf(p, "always the subject: the bridge recognises the stepped-up consumer by it")
+		case !slices.Contains(LivePersonSDEFields[typ], field):
+			r.errorf(p, "not an SDE field supported in the authenticated flow (ctmrinfo.<%s> or personal.<%s>)",
+				strings.Join(LivePersonSDEFields["ctmrinfo"], "|"), strings.Join(LivePersonSDEFields["personal"], "|"))
+		case c.SDEs[sde] == "":
+			r.errorf(p, "attribute name required")
+		}
+	}
+}
