@@ -63,9 +63,9 @@ func TestOktaEventHook(t *testing.T) {
 		oktaEvent{UUID: "u-1", Type: "user.session.start", Actor: "00u-alice", Result: "SUCCESS", Published: now.Add(-time.Minute)},
 		oktaEvent{UUID: "u-1", Type: "user.session.start", Actor: "00u-alice", Result: "SUCCESS", Published: now.Add(-time.Minute)}, // duplicate in the batch
 		oktaEvent{UUID: "u-2", Type: "user.authentication.sso", Actor: "00u-bob", Result: "SUCCESS", App: oktaApp, Published: now},
-		oktaEvent{UUID: "u-3", Type: "user.authentication.sso", Actor: "00u-carol", Result: "FAILURE", App: oktaApp, Published: now},   // fires on failures too
-		oktaEvent{UUID: "u-4", Type: "user.authentication.sso", Actor: "00u-dave", Result: "SUCCESS", App: "0oa-other", Published: now}, // another app
-		oktaEvent{UUID: "u-5", Type: "user.account.lock", Actor: "00u-erin", Result: "SUCCESS", Published: now},                         // not a login
+		oktaEvent{UUID: "u-3", Type: "user.authentication.sso", Actor: "00u-carol", Result: "FAILURE", App: oktaApp, Published: now},     // fires on failures too
+		oktaEvent{UUID: "u-4", Type: "user.authentication.sso", Actor: "00u-dave", Result: "SUCCESS", App: "0oa-other", Published: now},  // another app
+		oktaEvent{UUID: "u-5", Type: "user.account.lock", Actor: "00u-erin", Result: "SUCCESS", Published: now},                          // not a login
 		oktaEvent{UUID: "u-6", Type: "user.session.start", Actor: "00u-frank", Result: "SUCCESS", Published: now.Add(-11 * time.Minute)}, // stale
 	)
 	w := h.post(t, "okta", body, oktaHeader(oktaSecret))
