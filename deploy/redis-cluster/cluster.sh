@@ -43,9 +43,12 @@ start() {
 	[ "${#ports[@]}" -ge 3 ] || die "a cluster needs at least 3 masters (STEPUP_CLUSTER_PORTS)"
 	command -v redis-server >/dev/null && command -v redis-cli >/dev/null || die "redis-server and redis-cli are needed"
 	local p
+	# A cluster left behind by an interrupted run (its data dir exists) is
+	# replaced; anything else on the ports is not ours to stop.
+	if [ -d "$base" ]; then stop; fi
 	for p in "${ports[@]}"; do
 		if cli "$p" ping >/dev/null 2>&1; then
-			die "something already answers on $host:$p (run '$0 stop' first, or set STEPUP_CLUSTER_PORTS)"
+			die "something already answers on $host:$p (set STEPUP_CLUSTER_PORTS to other ports)"
 		fi
 	done
 	rm -rf "$base"
