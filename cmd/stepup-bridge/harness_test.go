@@ -138,7 +138,9 @@ func newHarness(t *testing.T, sc storeCase, ho harnessOptions) *harness {
 
 	env := map[string]string{"IDP_CLIENT_SECRET": h.idp.ClientSecret()}
 	var brandsYAML strings.Builder
-	for _, id := range []string{"acme", "globex"} {
+	// acme and globex bind with a confirm code (the default), initech
+	// with binding none.
+	for _, id := range []string{"acme", "globex", "initech"} {
 		bf := &brandFix{id: id, apiKey: id + "-api-key-" + bridge.RandomString(24), webhookSecret: standardtest.NewSecret()}
 		bf.platform = standardtest.NewServer(t, standardtest.NewSecret(), standardtest.Options{Clock: h.clock})
 		h.brands[id] = bf
@@ -161,6 +163,9 @@ func newHarness(t *testing.T, sc storeCase, ho harnessOptions) *harness {
       client_id: %[5]s
       client_secret: ${IDP_CLIENT_SECRET}
 `, id, up, bf.platform.URL, h.idp.Issuer(), h.idp.ClientID())
+		if id == "initech" {
+			brandsYAML.WriteString("    step_up:\n      binding: none\n")
+		}
 	}
 	store := "  driver: memory\n"
 	prefix := ""

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepup-bridge/stepup-bridge/bridge"
+)
+
+// TestFlowEdges covers what happens around a step-up: repeats, refusals,
+// cancellation and binding none. Each case checks the store and the outbox.
+func TestFlowEdges(t *testing.T) {
+	for _, sc := range storeCases {
+		t.Run(sc.name, func(t *testing.T) {
+			h := newHarness(t, sc, harnessOptions{})
+
+			t.Run("after the step-up nothing repeats it", func(t *testing.T) {
+				h.t = t
+				conv, consumer, code := h.pendingLogin()
+				hdr, body := h.signed("acme", consumerSays(conv, consumer, code))
+				status, got := h.postWebhook("acme", hdr, body)
+				require.Equal(t, http.StatusOK, status, "%v", got)
+				require.Len(t, h.drainOutbox(), 3)
+				before := h.session("acme", conv)
+				require.Equal(t, bridge.StateSteppedUp, before.State)
+
+				// The platform retries the code message.
+				status, got = h.postWebhook("acme", hdr, body)
+				assert.Equal(t, http.StatusOK, status)
+				assert.Equal(t, float64(1), got["duplicates"])
+				// The consumer types the code again.
+				h.webhook("acme", consumerSays(conv, consumer, code))
+				// An agent asks again, and the API is asked again.
+				h.webhook("acme", agentSays(conv, "/verify"))
+				status, got = h.apiRequest(http.MethodPost, "/api/v1/brands/acme/conversations/"+conv+"/login-links", h.brands["acme"].apiKey, []byte(`{"post":true}`))
+				assert.Equal(t, http.StatusConflict, status, "%v", got)
+
+				after := h.session("acme", conv)
+				assert.Equal(t, bridge.StateSteppedUp, after.State)
+				assert.Equal(t, before.Identity, after.Identity)
+				assert.Equal(t, before.SteppedUpAt, after.SteppedUpAt)
+				assert.Equal(t, before.LinksIssued, after.LinksIssued)
+				h.requireNoOutbox()
+			})
+
+			t.Run("callback replayed after success", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				b := h.newBrowser()
+				callback := b.authorize(b.startLogin(h.requestLink("acme", conv, false)))
+				require.Equal(t, http.StatusOK, b.get(callback).status)
+				before := h.session("acme", conv)
+				// The cookie is gone, and a browser that kept it (or an
+				// attacker who copied it) finds the transaction spent.
+				assert.Equal(t, http.StatusBadRequest, b.get(callback).status)
+				assert.Equal(t, before, h.session("acme", conv), "session changed")
+				h.requireNoOutbox()
+			})
+
+			t.Run("only the latest link works", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				first := h.requestLink("acme", conv, false)
+				second := h.requestLink("acme", conv, false)
+				b := h.newBrowser()
+				assert.Equal(t, http.StatusGone, b.get(first).status)
+				assert.Equal(t, http.StatusGone, b.submit(first).status)
+				assert.Equal(t, http.StatusOK, b.get(second).status)
+				assert.Equal(t, 2, h.session("acme", conv).LinksIssued)
+			})
+
+			t.Run("too many links", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				for range 5 { // max_links default 5
+					h.requestLink("acme", conv, false)
+				}
+				before := h.session("acme", conv)
+				status, got := h.apiRequest(http.MethodPost, "/api/v1/brands/acme/conversations/"+conv+"/login-links", h.brands["acme"].apiKey, []byte(`{"post":true}`))
+				assert.Equal(t, http.StatusTooManyRequests, status, "%v", got)
+				// The agent command is refused too, and acknowledged.
+				assert.Equal(t, float64(1), h.webhook("acme", agentSays(conv, "/verify"))["events"])
+				assert.Equal(t, before, h.session("acme", conv), "session changed")
+				h.requireNoOutbox()
+			})
+
+			t.Run("closed conversation", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				link := h.requestLink("acme", conv, false)
+				h.webhook("acme", event{"conversation.closed", map[string]string{"conversation_id": conv}})
+				before := h.session("acme", conv)
+				require.Equal(t, bridge.StateClosed, before.State)
+
+				b := h.newBrowser()
+				assert.Equal(t, http.StatusGone, b.get(link).status, "the link died with the conversation")
+				assert.Equal(t, http.StatusGone, b.submit(link).status)
+				status, got := h.apiRequest(http.MethodPost, "/api/v1/brands/acme/conversations/"+conv+"/login-links", h.brands["acme"].apiKey, nil)
+				assert.Equal(t, http.StatusConflict, status, "%v", got)
+				assert.Equal(t, before, h.session("acme", conv), "session changed")
+				h.requireNoOutbox()
+			})
+
+			t.Run("login cancelled at the IdP", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				b := h.newBrowser()
+				auth := b.startLogin(h.requestLink("acme", conv, false))
+				before := h.session("acme", conv)
+				h.idp.QueueCancel()
+				p := b.get(b.authorize(auth))
+				assert.Equal(t, http.StatusForbidden, p.status)
+				assert.Contains(t, p.body, "Sign-in cancelled")
+				requireSecurityHeaders(t, p)
+				assert.Equal(t, before, h.session("acme", conv), "session changed")
+				h.requireNoOutbox()
+			})
+
+			t.Run("binding none steps up at the callback", func(t *testing.T) {
+				h.t = t
+				conv, consumer := "conv-"+bridge.RandomString(6), "anon-"+bridge.RandomString(6)
+				h.webhook("initech", started(conv, consumer, "web"))
+				b := h.newBrowser()
+				p := b.get(b.authorize(b.startLogin(h.requestLink("initech", conv, false))))
+				require.Equal(t, http.StatusOK, p.status, p.body)
+				assert.NotRegexp(t, codeRe, p.body, "no code with binding none")
+				requireSecurityHeaders(t, p)
+				s := h.session("initech", conv)
+				assert.Equal(t, bridge.StateSteppedUp, s.State)
+				require.NotNil(t, s.Identity)
+				assert.Equal(t, "user-42", s.Identity.Subject)
+				effects := map[bridge.Effect]bridge.OutboxEntry{}
+				for _, e := range h.drainOutbox() {
+					effects[e.Effect] = e
+				}
+				require.Len(t, effects, 3)
+				for _, e := range effects {
+					assert.Equal(t, consumer, e.Consumer)
+					assert.Equal(t, "standard", e.Platform)
+				}
+				require.NotNil(t, effects[bridge.EffectAttachIdentity].Identity)
+				assert.Equal(t, "user-42", effects[bridge.EffectAttachIdentity].Identity.Subject)
+			})
+		})
+	}
+}
