@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
+	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepup-bridge/stepup-bridge/bridge"
+	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
 )
 
 // TestFlowEdges covers what happens around a step-up: repeats, refusals,
@@ -146,4 +150,131 @@ func TestFlowEdges(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestConcurrentUse races the single-use steps: whatever the interleaving,
+// one ticket starts one login, one transaction finishes once, and one code
+// steps up once with one set of platform calls.
+func TestConcurrentUse(t *testing.T) {
+	const n = 8
+	race := func(f func(i int) int) map[int]int {
+		codes := make(chan int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				codes <- f(i)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(codes)
+		count := map[int]int{}
+		for c := range codes {
+			count[c]++
+		}
+		return count
+	}
+	for _, sc := range storeCases {
+		t.Run(sc.name, func(t *testing.T) {
+			h := newHarness(t, sc, harnessOptions{})
+
+			t.Run("one ticket, many browsers", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				link := h.requestLink("acme", conv, false)
+				browsers := make([]*browser, n)
+				for i := range browsers {
+					browsers[i] = h.newBrowser()
+				}
+				got := race(func(i int) int { return postStatus(h, browsers[i], link) })
+				assert.Equal(t, map[int]int{http.StatusSeeOther: 1, http.StatusGone: n - 1}, got)
+			})
+
+			t.Run("one transaction, many callbacks", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				b := h.newBrowser()
+				callback := b.authorize(b.startLogin(h.requestLink("acme", conv, false)))
+				cookie := loginCookieOf(h, b)
+				got := race(func(int) int { return getWithCookie(h, callback, cookie) })
+				assert.Equal(t, map[int]int{http.StatusOK: 1, http.StatusBadRequest: n - 1}, got)
+				assert.Equal(t, bridge.StateLoginVerified, h.session("acme", conv).State)
+			})
+
+			t.Run("one code, many messages", func(t *testing.T) {
+				h.t = t
+				conv, consumer, code := h.pendingLogin()
+				reqs := make([]struct {
+					hdr  http.Header
+					body []byte
+				}, n)
+				for i := range reqs {
+					reqs[i].hdr, reqs[i].body = h.signed("acme", consumerSays(conv, consumer, code))
+				}
+				got := race(func(i int) int { return webhookStatus(h, reqs[i].hdr, reqs[i].body) })
+				assert.Equal(t, map[int]int{http.StatusOK: n}, got)
+				assert.Equal(t, bridge.StateSteppedUp, h.session("acme", conv).State)
+				assert.Len(t, h.drainOutbox(), 3, "one step-up, one set of calls")
+			})
+		})
+	}
+}
+
+// The helpers below run off the test goroutine: they report, never FailNow.
+
+func postStatus(h *harness, b *browser, link string) int {
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, link, nil)
+	if err != nil {
+		return -1
+	}
+	req.Header.Set("Origin", h.url)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func loginCookieOf(h *harness, b *browser) *http.Cookie {
+	u, _ := url.Parse(h.url + "/callback/acme")
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == httpapi.CookieName {
+			return c
+		}
+	}
+	h.t.Fatal("no login cookie in the jar")
+	return nil
+}
+
+func getWithCookie(h *harness, u string, c *http.Cookie) int {
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return -1
+	}
+	req.AddCookie(c)
+	resp, err := (&http.Client{Transport: h.rt, CheckRedirect: noRedirect}).Do(req)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func webhookStatus(h *harness, hdr http.Header, body []byte) int {
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.url+"/webhooks/acme/standard", bytes.NewReader(body))
+	if err != nil {
+		return -1
+	}
+	req.Header = hdr.Clone()
+	resp, err := h.api.Do(req)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
