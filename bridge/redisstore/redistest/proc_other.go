@@ -2,6 +2,15 @@
 
 package redistest
 
-import "os/exec"
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
 
 func orphanProof(*exec.Cmd) {}
+
+var errUnsupported = errors.New("pausing a process is only supported on Linux")
+
+func pause(*os.Process) error  { return errUnsupported }
+func resume(*os.Process) error { return errUnsupported }

@@ -154,3 +154,23 @@ func (s *Server) Restart() {
 	}
 	s.t.Fatalf("restart redis-server on %s: %v", s.Addr, err)
 }
+
+// Pause freezes the process (SIGSTOP): connections are accepted by the
+// kernel but nothing answers, as with a hung server or a network partition.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("redis-server on %s is not running", s.Addr)
+	}
+	if err := pause(s.cmd.Process); err != nil {
+		s.t.Fatalf("pause redis-server: %v", err)
+	}
+	s.t.Cleanup(s.Resume) // never leave a frozen process behind
+}
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil {
+		_ = resume(s.cmd.Process)
+	}
+}
