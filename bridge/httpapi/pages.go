@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -109,11 +111,42 @@ func (s *server) idpOrigin(brand string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// sameOrigin refuses cross-site form posts (login CSRF): browsers send
-// Origin on POST; a request without it is not from a browser form.
+// sameOrigin refuses cross-site form posts (login CSRF). Fetch Metadata is
+// set by the browser, never by a page, so Sec-Fetch-Site decides when
+// present. It must: the start page is served with Referrer-Policy
+// no-referrer, under which browsers send "Origin: null" on the page's own
+// form post (Fetch, "append a request Origin header"). Without it, Origin
+// must be ours; a request with neither is not from a browser form.
 func (s *server) sameOrigin(c *gin.Context) bool {
+	switch strings.ToLower(c.GetHeader("Sec-Fetch-Site")) {
+	case "same-origin":
+		return true
+	case "same-site", "cross-site":
+		return false
+	}
 	o := c.GetHeader("Origin")
-	return o == "" || o == s.publicURL.Scheme+"://"+s.publicURL.Host
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && canonicalOrigin(u) == canonicalOrigin(s.publicURL)
+}
+
+// canonicalOrigin is scheme://host[:port] as browsers serialize it: lower
+// case, default port omitted (public_url may say https://Bridge.example:443).
+func canonicalOrigin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if scheme == "" || host == "" {
+		return "" // "null", or not an origin: matches nothing (see the caller)
+	}
+	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		port = ""
+	}
+	if port != "" || strings.Contains(host, ":") {
+		host = net.JoinHostPort(host, port)
+		host = strings.TrimSuffix(host, ":") // IPv6 without a port: [::1]
+	}
+	return scheme + "://" + host
 }
 
 func (s *server) loginStart(c *gin.Context) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -279,4 +280,68 @@ func TestRouter(t *testing.T) {
 		assert.Contains(t, string(body), `stepup_http_requests_total{code="410",route="/login/:brand/:ticket"}`)
 		assert.NotContains(t, string(body), "AAAAAAAAAAAAAAAAAAAAAAAA")
 	})
+}
+
+// TestLoginStartOrigin: the start page's own form post passes whatever a
+// browser sends for it; a cross-site one never does.
+func TestLoginStartOrigin(t *testing.T) {
+	f := newFixture(t)
+	auth := http.Header{"Authorization": {"Bearer " + apiKey}}
+	tests := []struct {
+		name string
+		hdr  http.Header
+		code int
+	}{
+		{"browser under no-referrer: Origin null, same-origin", http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}}, http.StatusSeeOther},
+		{"browser with its Origin", http.Header{"Origin": {"https://bridge.example"}, "Sec-Fetch-Site": {"same-origin"}}, http.StatusSeeOther},
+		{"older browser: Origin only", http.Header{"Origin": {"https://bridge.example"}}, http.StatusSeeOther},
+		{"Origin with the default port and upper case", http.Header{"Origin": {"https://Bridge.Example:443"}}, http.StatusSeeOther},
+		{"not a browser: neither header", nil, http.StatusSeeOther},
+		{"cross-site, Origin null", http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"cross-site with a forged-looking Origin", http.Header{"Origin": {"https://bridge.example"}, "Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"same-site sibling", http.Header{"Origin": {"https://evil.bridge.example"}, "Sec-Fetch-Site": {"same-site"}}, http.StatusForbidden},
+		{"older browser, foreign Origin", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+		{"older browser, Origin null", http.Header{"Origin": {"null"}}, http.StatusForbidden},
+		{"other scheme", http.Header{"Origin": {"http://bridge.example"}}, http.StatusForbidden},
+		{"other port", http.Header{"Origin": {"https://bridge.example:8443"}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conv := "c-" + bridge.RandomString(6) // a conversation each: links are limited
+			require.Equal(t, http.StatusOK, f.webhook(t, standardtest.ConversationStarted{ConversationID: conv}).Code)
+			w := f.do(t, http.MethodPost, "/api/v1/brands/acme/conversations/"+conv+"/login-links", auth, nil)
+			require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+			var link bridge.Link
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &link))
+			path := strings.TrimPrefix(link.URL, "https://bridge.example")
+
+			w = f.do(t, http.MethodPost, path, tt.hdr, nil)
+			assert.Equal(t, tt.code, w.Code, w.Body.String())
+			if tt.code == http.StatusForbidden {
+				assert.Empty(t, w.Header().Values("Set-Cookie"))
+				// Refused before the ticket is touched: the link still works.
+				assert.Equal(t, http.StatusOK, f.do(t, http.MethodGet, path, nil, nil).Code)
+			} else {
+				assert.Equal(t, "https://idp.example", strings.SplitN(w.Header().Get("Location"), "/authorize", 2)[0])
+			}
+		})
+	}
+}
+
+func TestCanonicalOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://bridge.example":       "https://bridge.example",
+		"https://Bridge.Example:443":   "https://bridge.example",
+		"http://127.0.0.1:80":          "http://127.0.0.1",
+		"http://127.0.0.1:8080":        "http://127.0.0.1:8080",
+		"https://[::1]:8443":           "https://[::1]:8443",
+		"https://[::1]":                "https://[::1]",
+		"https://bridge.example/path/": "https://bridge.example",
+		"null":                         "",
+		"":                             "",
+	} {
+		u, err := url.Parse(in)
+		require.NoError(t, err)
+		assert.Equal(t, want, canonicalOrigin(u), in)
+	}
 }

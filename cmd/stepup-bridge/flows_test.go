@@ -231,7 +231,8 @@ func postStatus(h *harness, b *browser, link string) int {
 	if err != nil {
 		return -1
 	}
-	req.Header.Set("Origin", h.url)
+	req.Header.Set("Origin", "null")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	resp, err := b.c.Do(req)
 	if err != nil {
 		return -1

@@ -486,9 +486,14 @@ func (b *browser) do(method, u string, hdr http.Header) page {
 
 func (b *browser) get(u string) page { return b.do(http.MethodGet, u, nil) }
 
-// submit posts the start page's form as a browser does (Origin set).
+// submit posts the start page's form as a current browser does: the page's
+// Referrer-Policy no-referrer makes it send "Origin: null"; Fetch Metadata
+// says same-origin.
 func (b *browser) submit(link string) page {
-	return b.do(http.MethodPost, link, http.Header{"Origin": {b.h.url}, "Content-Type": {"application/x-www-form-urlencoded"}})
+	return b.do(http.MethodPost, link, http.Header{
+		"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"},
+		"Content-Type": {"application/x-www-form-urlencoded"},
+	})
 }
 
 var formActionRe = regexp.MustCompile(`<form method="post" action="([^"]+)">`)

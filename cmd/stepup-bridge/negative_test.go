@@ -272,7 +272,7 @@ func TestLoginLinkRejected(t *testing.T) {
 				conv, _ := h.newConversation()
 				link := h.requestLink("acme", conv, false)
 				before := h.session("acme", conv)
-				p := h.newBrowser().do(http.MethodPost, link, http.Header{"Origin": {"https://evil.example"}})
+				p := h.newBrowser().do(http.MethodPost, link, http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"cross-site"}})
 				assert.Equal(t, http.StatusForbidden, p.status)
 				assert.Nil(t, loginCookie(t, p.header))
 				assert.Equal(t, before, h.session("acme", conv), "session changed")
