@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -54,4 +56,22 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	_, err = redisstore.New(c, redisstore.Options{Prefix: "a{b}"})
 	require.ErrorContains(t, err, "braces")
+}
+
+// TestPingRefusesOneClusterNode: one address that is a Cluster node is a
+// configuration mistake (most keys would answer MOVED); readiness says so.
+func TestPingRefusesOneClusterNode(t *testing.T) {
+	seeds := redistest.ClusterAddrs()
+	if len(seeds) == 0 {
+		t.Skip(redistest.EnvCluster + " is not set: Redis Cluster tier skipped")
+	}
+	c := redistest.Client(t, seeds[0]) // one address: a standalone client
+	s := redistest.Store(t, c, redisstore.Options{})
+	err := s.Ping(t.Context())
+	require.ErrorContains(t, err, "Redis Cluster node")
+	assert.NotErrorIs(t, err, bridge.ErrUnavailable, "a configuration mistake, not an outage")
+
+	ok := redistest.Store(t, redistest.Client(t, redistest.StandaloneAddr()), redisstore.Options{})
+	require.NoError(t, ok.Ping(t.Context()))
+	require.NoError(t, ok.Ping(t.Context()), "checked once, then plain PING")
 }

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +61,8 @@ type Store struct {
 	opts Options
 	k    *keys
 	log  *slog.Logger
+
+	notCluster atomic.Bool // Ping found the single server is not a Cluster node
 
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced when this store enqueues outbox entries
@@ -111,7 +114,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 }
 
 // Ping checks every server the store needs answers (each master of a
-// Cluster).
+// Cluster). With one address it also checks, once, that the server is not
+// a Cluster node: a standalone client on a Cluster would answer PING while
+// most keys are refused with MOVED, a service that looks ready and is not.
 func (s *Store) Ping(ctx context.Context) error {
 	var err error
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
@@ -120,10 +125,30 @@ func (s *Store) Ping(ctx context.Context) error {
 		})
 	} else {
 		err = s.c.Ping(ctx).Err()
+		if err == nil && !s.notCluster.Load() {
+			err = s.checkNotCluster(ctx)
+		}
+	}
+	if errors.Is(err, errClusterNode) {
+		return err
 	}
 	if err != nil {
 		return s.fail(ctx, "ping", err)
 	}
+	return nil
+}
+
+var errClusterNode = errors.New("redisstore: the configured redis address is a Redis Cluster node; list the cluster's nodes (two or more) in store.redis.addrs")
+
+func (s *Store) checkNotCluster(ctx context.Context) error {
+	info, err := s.c.Info(ctx, "cluster").Result()
+	if err != nil {
+		return err
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		return errClusterNode
+	}
+	s.notCluster.Store(true)
 	return nil
 }
 
