@@ -309,7 +309,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 
 // decide is the login page's answer: a sample identity, or Cancel.
 func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
-	if o := r.Header.Get("Origin"); o != "" && o != s.issuer {
+	if !s.sameOrigin(r) {
 		s.refuse(w, "cross-site form post")
 		return
 	}
@@ -416,6 +416,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": randomString(32), "token_type": "Bearer", "expires_in": int(s.o.TokenTTL.Seconds()), "id_token": idToken,
 	})
+}
+
+// sameOrigin accepts the login page's own form post. Browsers say so in
+// Sec-Fetch-Site; they send "Origin: null" under the page's no-referrer
+// policy, so Origin is only a fallback for clients without Fetch metadata.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin":
+		return true
+	case "same-site", "cross-site":
+		return false
+	}
+	o := r.Header.Get("Origin")
+	return o == "" || o == s.issuer
 }
 
 func (s *Server) home(w http.ResponseWriter, _ *http.Request) {

@@ -314,8 +314,8 @@ func (s *Server) IdPEvent(kind, text string) {
 // snapshotLocked copies what the page shows; the caller holds mu.
 func (s *Server) snapshotLocked(c *Conversation) Snapshot {
 	cp := *c
-	cp.Messages = append([]Message(nil), c.Messages...)
-	snap := Snapshot{Version: s.version, Conversation: cp, IdPName: s.o.IdPName, AgentCommand: s.o.AgentCommand, TimeControls: s.o.Clock != nil}
+	cp.Messages = append([]Message{}, c.Messages...) // [] rather than null for the page
+	snap := Snapshot{Version: s.version, Conversation: cp, Timeline: []Entry{}, IdPName: s.o.IdPName, AgentCommand: s.o.AgentCommand, TimeControls: s.o.Clock != nil}
 	if s.o.Clock != nil {
 		snap.ClockOffset = int(s.o.Clock.Offset().Minutes())
 	}

@@ -83,6 +83,8 @@ function render(s) {
   if (last && last.conversation.id === s.conversation.id && s.version < last.version) return;
   last = s;
   const c = s.conversation;
+  c.messages = c.messages || [];
+  s.timeline = s.timeline || [];
   const id = c.identity;
   const name = id && id.name ? id.name : "verified customer";
 
