@@ -43,15 +43,25 @@ start() {
 	[ "${#ports[@]}" -ge 3 ] || die "a cluster needs at least 3 masters (STEPUP_CLUSTER_PORTS)"
 	command -v redis-server >/dev/null && command -v redis-cli >/dev/null || die "redis-server and redis-cli are needed"
 	local p
-	# A cluster left behind by an interrupted run (its data dir exists) is
-	# replaced; anything else on the ports is not ours to stop.
-	if [ -d "$base" ]; then stop; fi
+	# A cluster left behind by an interrupted run (its data dir exists and
+	# the process that started it is gone) is replaced; one still in use by
+	# another run, or anything else on the ports, is not ours to stop.
+	if [ -d "$base" ]; then
+		local owner
+		owner=$(cat "$base/owner" 2>/dev/null || true)
+		if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then
+			die "a cluster started by pid $owner is in use (stop it, or set STEPUP_CLUSTER_PORTS and STEPUP_CLUSTER_DIR)"
+		fi
+		stop
+	fi
 	for p in "${ports[@]}"; do
 		if cli "$p" ping >/dev/null 2>&1; then
 			die "something already answers on $host:$p (set STEPUP_CLUSTER_PORTS to other ports)"
 		fi
 	done
 	rm -rf "$base"
+	mkdir -p "$base"
+	echo "$PPID" >"$base/owner" # the caller, e.g. deploy/test.sh
 	for p in "${ports[@]}"; do
 		mkdir -p "$base/$p"
 		redis-server --daemonize yes --bind "$host" --port "$p" \
