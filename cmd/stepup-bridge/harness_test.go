@@ -506,6 +506,8 @@ func (b *browser) startLogin(link string) *url.URL {
 	p := b.get(link)
 	require.Equal(t, http.StatusOK, p.status, p.body)
 	requireSecurityHeaders(t, p)
+	// The page says which conversation the link steps up (DESIGN §6).
+	assert.Regexp(t, `This is for the chat started on <strong>\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC</strong> via <strong>web</strong>`, p.body)
 	m := formActionRe.FindStringSubmatch(p.body)
 	require.NotNil(t, m, "start page has no form: %s", p.body)
 	target, err := url.Parse(link)
@@ -548,6 +550,8 @@ func (b *browser) login(link string) string {
 	requireCookieCleared(b.h.t, p.header)
 	m := codeRe.FindStringSubmatch(p.body)
 	require.NotNil(b.h.t, m, "code page without a code: %s", p.body)
+	assert.Contains(b.h.t, p.body, "Never give this code to anyone")
+	assert.Contains(b.h.t, p.body, "This is for the chat started on")
 	b.h.secrets = append(b.h.secrets, unspaced(m[1]), m[1])
 	return m[1]
 }

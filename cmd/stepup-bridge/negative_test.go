@@ -157,6 +157,9 @@ func TestRequestRejected(t *testing.T) {
 				{"API: status without a key", func() (int, map[string]any) {
 					return h.apiRequest(http.MethodGet, "/api/v1/brands/acme/conversations/"+conv, "", nil)
 				}, http.StatusUnauthorized},
+				{"API: brand B's key, brand B's path, brand A's conversation id", func() (int, map[string]any) {
+					return h.apiRequest(http.MethodPost, "/api/v1/brands/globex/conversations/"+conv+"/login-links", globexKey, []byte(`{"post":true}`))
+				}, http.StatusNotFound},
 				{"API: unknown brand", func() (int, map[string]any) {
 					return h.apiRequest(http.MethodPost, "/api/v1/brands/nope/conversations/"+conv+"/login-links", acmeKey, []byte(`{"post":true}`))
 				}, http.StatusNotFound},
@@ -298,6 +301,20 @@ func TestLoginLinkRejected(t *testing.T) {
 				p = victim.get(callback)
 				assert.Equal(t, http.StatusOK, p.status, p.body)
 				assert.Regexp(t, codeRe, p.body)
+			})
+
+			t.Run("callback of another brand", func(t *testing.T) {
+				h.t = t
+				conv, _ := h.newConversation()
+				b := h.newBrowser()
+				callback := b.authorize(b.startLogin(h.requestLink("acme", conv, false)))
+				before := h.session("acme", conv)
+				// The __Host- cookie (Path=/) goes to every brand's callback.
+				p := b.get(strings.Replace(callback, "/callback/acme?", "/callback/globex?", 1))
+				assert.Equal(t, http.StatusBadRequest, p.status, p.body)
+				assert.Equal(t, before, h.session("acme", conv), "session changed")
+				h.requireNoSession("globex", conv)
+				h.requireNoOutbox()
 			})
 
 			t.Run("state that does not match the cookie", func(t *testing.T) {
