@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/liveperson"
 	"github.com/stepup-bridge/stepup-bridge/adapters/standard"
 )
 
@@ -47,17 +48,34 @@ type wireAuthor struct {
 
 // request is one webhook, ready to sign and send.
 type request struct {
-	kind string
-	path string // /webhooks/{brand}/standard
-	id   string // webhook-id
-	body []byte
+	kind     string
+	platform string // standard | liveperson
+	path     string // /webhooks/{brand}/{platform}
+	id       string // webhook-id (standard)
+	body     []byte
 }
 
-// sign returns the Standard Webhooks headers for r at now.
-func (r *request) header(secret []byte, now time.Time) http.Header {
+// signer holds what signs each platform's webhooks.
+type signer struct {
+	standard []byte // the brand's whsec_ key
+	// LivePerson: the app install's account, client id and secret.
+	lpAccount, lpClient string
+	lpSecret            []byte
+}
+
+// header returns the signed headers for r at now: Standard Webhooks, or
+// LivePerson's x-liveperson-* (HMAC-SHA1 of the body, base64, as
+// LivePerson signs by default).
+func (sg *signer) header(r *request, now time.Time) http.Header {
 	h := make(http.Header, 4)
 	h.Set("Content-Type", "application/json")
-	standard.SignHeader(h, secret, r.id, now, r.body)
+	if r.platform == liveperson.Type {
+		h.Set(liveperson.HeaderAccountID, sg.lpAccount)
+		h.Set(liveperson.HeaderClientID, sg.lpClient)
+		h.Set(liveperson.HeaderSignature, liveperson.Sign(sg.lpSecret, r.body, "sha1", false))
+		return h
+	}
+	standard.SignHeader(h, sg.standard, r.id, now, r.body)
 	return h
 }
 
@@ -134,6 +152,7 @@ type generator struct {
 	mu          sync.Mutex
 	rng         *rand.Rand
 	brand       string
+	platform    string // standard | liveperson
 	prefix      string // conversation and event id prefix, unique per phase
 	perConv     int
 	verifyEvery int // one agent /verify in verifyEvery events (0 = never)
@@ -150,8 +169,11 @@ type conv struct {
 	sent int
 }
 
-func newGenerator(brand, prefix string, active, perConv, verifyEvery int, seed uint64) *generator {
-	g := &generator{rng: rand.New(rand.NewPCG(seed, 0x5eed)), brand: brand, prefix: prefix, perConv: max(perConv, 3), verifyEvery: verifyEvery}
+func newGenerator(brand, platform, prefix string, active, perConv, verifyEvery int, seed uint64) *generator {
+	if platform == liveperson.Type {
+		verifyEvery = 0 // LivePerson steps up natively: no agent command
+	}
+	g := &generator{rng: rand.New(rand.NewPCG(seed, 0x5eed)), brand: brand, platform: platform, prefix: prefix, perConv: max(perConv, 3), verifyEvery: verifyEvery}
 	g.active = make([]conv, max(active, 1))
 	for i := range g.active {
 		g.active[i] = conv{n: i}
@@ -174,7 +196,7 @@ func (g *generator) nextRequest(now time.Time) request {
 	g.mu.Lock()
 	g.seq++
 	id := g.prefix + "-e" + strconv.FormatUint(g.seq, 10)
-	var n int
+	var n, seq int
 	var kind string
 	if g.existing > 0 {
 		n = g.rng.IntN(g.existing)
@@ -185,7 +207,7 @@ func (g *generator) nextRequest(now time.Time) request {
 	} else {
 		i := g.rng.IntN(len(g.active))
 		c := &g.active[i]
-		n = c.n
+		n, seq = c.n, c.sent
 		switch {
 		case c.sent == 0:
 			kind = kindStarted
@@ -212,6 +234,9 @@ func (g *generator) nextRequest(now time.Time) request {
 	g.mu.Unlock()
 
 	cid := g.convID(n)
+	if g.platform == liveperson.Type {
+		return request{kind: kind, platform: g.platform, path: "/webhooks/" + g.brand + "/" + g.platform, body: lpEvent(kind, cid, text, seq, now)}
+	}
 	cons := consumerOf(cid)
 	var body []byte
 	switch kind {
@@ -226,8 +251,106 @@ func (g *generator) nextRequest(now time.Time) request {
 	default:
 		body = event(standard.TypeMessageCreated, cid, cons, ch, standard.RoleConsumer, cons, text, now)
 	}
-	return request{kind: kind, path: "/webhooks/" + g.brand + "/standard", id: id, body: body}
+	return request{kind: kind, platform: standard.Type, path: "/webhooks/" + g.brand + "/standard", id: id, body: body}
 }
+
+// LivePerson notification bodies (adapters/liveperson/testdata shapes).
+type lpNotification struct {
+	Kind string `json:"kind"`
+	Body struct {
+		Changes []any `json:"changes"`
+	} `json:"body"`
+	Type string `json:"type"`
+}
+
+type lpOriginator struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+}
+
+type lpContent struct {
+	Sequence           int          `json:"sequence"`
+	OriginatorID       string       `json:"originatorId"`
+	OriginatorMetadata lpOriginator `json:"originatorMetadata"`
+	ServerTimestamp    int64        `json:"serverTimestamp"`
+	Event              struct {
+		Type        string `json:"type"`
+		Message     string `json:"message"`
+		ContentType string `json:"contentType"`
+	} `json:"event"`
+	ConversationID string `json:"conversationId"`
+	DialogID       string `json:"dialogId"`
+}
+
+type lpConvChange struct {
+	Type   string `json:"type"`
+	Result struct {
+		ConvID              string `json:"convId"`
+		ConversationDetails struct {
+			Participants         []lpOriginator `json:"participants"`
+			BrandID              string         `json:"brandId"`
+			State                string         `json:"state"`
+			StartTs              int64          `json:"startTs"`
+			MetaDataLastUpdateTs int64          `json:"metaDataLastUpdateTs"`
+			Dialogs              []lpDialog     `json:"dialogs"`
+		} `json:"conversationDetails"`
+	} `json:"result"`
+}
+
+type lpDialog struct {
+	DialogID    string `json:"dialogId"`
+	DialogType  string `json:"dialogType"`
+	ChannelType string `json:"channelType"`
+}
+
+// lpEvent is a LivePerson webhook: a conversation change (opened,
+// closed) or a messaging content event (consumer or agent text); seq is
+// the event's number in its conversation (the content sequence, and it
+// keeps conversation-change timestamps distinct).
+func lpEvent(kind, cid, text string, seq int, now time.Time) []byte {
+	var n lpNotification
+	n.Kind = "notification"
+	consumer := "c0ffee" + fmt.Sprintf("%x", []byte(cid))
+	ms := now.UnixMilli()
+	switch kind {
+	case kindStarted, kindClosed:
+		var c lpConvChange
+		c.Type = "UPSERT"
+		c.Result.ConvID = cid
+		d := &c.Result.ConversationDetails
+		d.Participants = []lpOriginator{{ID: consumer, Role: "CONSUMER"}}
+		d.BrandID = lpAccountID
+		d.State = "OPEN"
+		if kind == kindClosed {
+			d.State = "CLOSE"
+		}
+		d.StartTs = ms
+		d.MetaDataLastUpdateTs = ms*1000 + int64(seq) // distinct per change
+		d.Dialogs = []lpDialog{{DialogID: cid, DialogType: "MAIN", ChannelType: "MESSAGING"}}
+		n.Type = liveperson.TypeConversation
+		n.Body.Changes = []any{c}
+	default:
+		var c lpContent
+		c.Sequence = seq
+		c.OriginatorID, c.OriginatorMetadata = consumer, lpOriginator{ID: consumer, Role: "CONSUMER"}
+		if kind == kindAgent || kind == kindVerify {
+			c.OriginatorID, c.OriginatorMetadata = "agent-7", lpOriginator{ID: "agent-7", Role: "ASSIGNED_AGENT"}
+		}
+		c.ServerTimestamp = ms
+		c.Event.Type, c.Event.Message, c.Event.ContentType = "ContentEvent", text, "text/plain"
+		c.ConversationID, c.DialogID = cid, cid
+		n.Type = liveperson.TypeMessaging
+		n.Body.Changes = []any{c}
+	}
+	b, err := json.Marshal(n)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// lpAccountID is the LivePerson account of the generated brand.
+const lpAccountID = "12345678"
 
 // single builds one webhook outside the stream (step-up flows).
 func single(brand, id, kind, cid, text string, now time.Time) request {
@@ -241,7 +364,7 @@ func single(brand, id, kind, cid, text string, now time.Time) request {
 	default: // consumer message, confirm code
 		body = event(standard.TypeMessageCreated, cid, cons, "web", standard.RoleConsumer, cons, text, now)
 	}
-	return request{kind: kind, path: "/webhooks/" + brand + "/standard", id: id, body: body}
+	return request{kind: kind, platform: standard.Type, path: "/webhooks/" + brand + "/standard", id: id, body: body}
 }
 
 func runID() string {

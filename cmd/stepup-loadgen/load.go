@@ -33,7 +33,7 @@ func newClient(conns int) *http.Client {
 type sender struct {
 	base   string
 	client *http.Client
-	secret []byte
+	sign   *signer
 }
 
 // send signs and posts r; it returns the status (0 on a transport error)
@@ -43,7 +43,7 @@ func (s *sender) send(ctx context.Context, r request) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header = r.header(s.secret, time.Now())
+	req.Header = s.sign.header(&r, time.Now())
 	req.ContentLength = int64(len(r.body))
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -52,8 +52,8 @@ func writeReport(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d | %s |\n",
 			p.Name, p.Mode, p.Concurrency, p.Throughput, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Latency.Max, p.OK, p.Sent, errLine(p.Errors))
 	}
-	if rep.Ratio > 0 {
-		fmt.Fprintf(w, "\nbridge / baseline throughput: **%.1f%%**\n", rep.Ratio*100)
+	for _, k := range sortedKeys(rep.Ratios) {
+		fmt.Fprintf(w, "\nbridge / baseline throughput (%s): **%.1f%%**\n", k, rep.Ratios[k]*100)
 	}
 	fmt.Fprintln(w)
 	for _, p := range rep.Phases {

@@ -50,6 +50,7 @@ type runOptions struct {
 	background  time.Duration
 	perfSeconds int
 	perfOut     string
+	platforms   []string
 	target      string
 	targetKey   string
 	targetBrand string
@@ -62,6 +63,7 @@ type report struct {
 	Options     map[string]string  `json:"options"`
 	Phases      []phaseResult      `json:"phases"`
 	Ratio       float64            `json:"bridge_to_baseline_throughput"`
+	Ratios      map[string]float64 `json:"bridge_to_baseline_throughput_by_platform,omitempty"`
 	StepUps     []stepUpResult     `json:"step_ups,omitempty"`
 	Endpoint    map[string]int64   `json:"endpoint_calls,omitempty"`
 	Background  map[string]float64 `json:"redis_idle_background_per_sec,omitempty"`
@@ -74,7 +76,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o runOptions
-	var skip string
+	var skip, platforms string
 	fs.StringVar(&o.bridgeBin, "bridge-bin", "", "stepup-bridge binary (default: go build ./cmd/stepup-bridge into a temporary directory)")
 	fs.IntVar(&o.port, "port", 18080, "loopback port of the server under test (the baseline, then the bridge)")
 	fs.StringVar(&o.store, "store", "redis", "bridge store.driver: redis or memory")
@@ -94,6 +96,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.stepups, "stepups", 40, "full step-ups (login at the development IdP) per binding during the fixed-rate phase; 0 = none")
 	fs.IntVar(&o.stepupConc, "stepup-concurrency", 4, "step-ups in flight at once")
 	fs.StringVar(&skip, "skip", "", "comma-separated phases to skip: baseline, max, fixed, stepups")
+	fs.StringVar(&platforms, "platforms", "standard,liveperson", "adapters to load, each with its own baseline and max phases (the fixed-rate phase uses the first)")
 	fs.StringVar(&o.logLevel, "bridge-log-level", "info", "the bridge's server.log_level (info: an access-log line per request, as in production)")
 	fs.StringVar(&o.bridgeLog, "bridge-log", "", "file for the bridge's log (default: discarded)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
@@ -112,6 +115,18 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if s = strings.TrimSpace(s); s != "" {
 			o.skip[s] = true
 		}
+	}
+	for _, p := range strings.Split(platforms, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "standard", "liveperson":
+			o.platforms = append(o.platforms, p)
+		case "":
+		default:
+			return fmt.Errorf("--platforms: unknown platform %q (standard, liveperson)", p)
+		}
+	}
+	if len(o.platforms) == 0 {
+		return errors.New("--platforms: at least one")
 	}
 	if o.conc < 1 || o.duration <= 0 || o.duration > time.Hour || o.sustain > time.Hour {
 		return errors.New("need --concurrency >= 1 and durations up to 1h")
@@ -147,8 +162,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sec := map[string]string{
 		"LG_ACME_WEBHOOK_SECRET": newSecret(), "LG_GLOBEX_WEBHOOK_SECRET": newSecret(), "LG_ENDPOINT_SECRET": newSecret(),
 		"LG_IDP_SECRET": "idp-" + runID() + runID(), "LG_API_KEY": "lg-api-key-" + runID() + runID() + runID() + runID(),
+		"LG_LP_SECRET": "lp-secret-" + runID() + runID(),
 	}
-	acmeKey := mustKey(sec["LG_ACME_WEBHOOK_SECRET"])
+	sign := &signer{standard: mustKey(sec["LG_ACME_WEBHOOK_SECRET"]), lpAccount: lpAccountID, lpClient: lpClientID, lpSecret: []byte(sec["LG_LP_SECRET"])}
+	brandOf := map[string]string{"standard": "acme", "liveperson": "lp"}
+	newGen := func(platform, prefix string) *generator {
+		g := newGenerator(brandOf[platform], platform, prefix, o.active, o.perConv, o.verifyEvery, 1)
+		if platform == "standard" {
+			g.existing = o.existing
+		}
+		return g
+	}
 
 	// --- baseline ---------------------------------------------------
 	if !o.skip["baseline"] {
@@ -165,18 +189,19 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			p.stop()
 			return err
 		}
-		s := &sender{base: base, client: newClient(o.conc), secret: acmeKey}
+		s := &sender{base: base, client: newClient(o.conc), sign: sign}
 		rss := sampleRSS(p.pid(), time.Second)
-		g := newGenerator("acme", "lg"+run+"b", o.active, o.perConv, o.verifyEvery, 1)
-		g.existing = o.existing
-		closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
-		t0 := time.Now()
-		t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
-		el := time.Since(t0)
-		r := t.result("baseline max", "baseline", "closed", o.conc, 0, el)
-		r.RSS = rss.window(t0, time.Now())
-		rep.Phases = append(rep.Phases, r)
-		l.phase(r)
+		for _, pl := range o.platforms {
+			g := newGen(pl, "lg"+run+"b"+pl[:2])
+			closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
+			t0 := time.Now()
+			t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
+			el := time.Since(t0)
+			r := t.result("baseline max ("+pl+")", "baseline", "closed", o.conc, 0, el)
+			r.RSS = rss.window(t0, time.Now())
+			rep.Phases = append(rep.Phases, r)
+			l.phase(r)
+		}
 		rss.close()
 		p.stop()
 		s.client.CloseIdleConnections()
@@ -190,7 +215,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer ep.close()
 	idp, err := devidp.Start(devidp.Options{
 		ClientID: "stepup-bridge", ClientSecret: sec["LG_IDP_SECRET"],
-		RedirectURIs: []string{base + "/callback/acme", base + "/callback/globex"},
+		RedirectURIs: []string{base + "/callback/acme", base + "/callback/globex", base + "/callback/lp"},
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -222,15 +247,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.WriteFile(cfgPath, []byte(bridgeConfig(o, addr, ep.url, idp.Issuer())), 0o600); err != nil {
 		return err
 	}
-	var blog io.Writer = io.Discard
-	if o.bridgeLog != "" {
-		f, err := os.Create(o.bridgeLog)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		blog = f
+	// A file, not a pipe: the bridge writes its log lines itself (to
+	// /dev/null by default) and the load generator copies nothing.
+	logPath := o.bridgeLog
+	if logPath == "" {
+		logPath = os.DevNull
 	}
+	blog, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer blog.Close()
 	cmd := exec.Command(o.bridgeBin, "serve", "--config", cfgPath)
 	cmd.Env = os.Environ()
 	for k, v := range sec {
@@ -263,9 +290,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	s := &sender{base: base, client: newClient(max(o.conc, 256)), secret: acmeKey}
-	g := newGenerator("acme", "lg"+run+"r", o.active, o.perConv, o.verifyEvery, 1)
-	g.existing = o.existing
+	s := &sender{base: base, client: newClient(max(o.conc, 256)), sign: sign}
+	// One stream per platform for all bridge phases: conversations go on
+	// from the warm-up into the measured phases.
+	gens := map[string]*generator{}
+	genFor := func(pl string) *generator {
+		if gens[pl] == nil {
+			gens[pl] = newGen(pl, "lg"+run+"r"+pl[:2])
+		}
+		return gens[pl]
+	}
 	measure := func(name, mode string, conc int, rate float64, do func() *tally) phaseResult {
 		var before cmdStats
 		if rc != nil {
@@ -286,10 +320,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	maxRate := 0.0
-	if !o.skip["max"] {
+	rep.Ratios = map[string]float64{}
+	for i, pl := range o.platforms {
+		if o.skip["max"] {
+			break
+		}
+		g := genFor(pl)
 		closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
 		var perfDone chan error
-		if o.perfSeconds > 0 {
+		if o.perfSeconds > 0 && i == 0 {
 			perfDone = make(chan error, 1)
 			go func() {
 				c := exec.CommandContext(ctx, "perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(bp.pid()), "-o", o.perfOut, "--", "sleep", strconv.Itoa(o.perfSeconds))
@@ -297,7 +336,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				perfDone <- c.Run()
 			}()
 		}
-		r := measure("bridge max", "closed", o.conc, 0, func() *tally {
+		r := measure("bridge max ("+pl+")", "closed", o.conc, 0, func() *tally {
 			return closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
 		})
 		if perfDone != nil {
@@ -307,9 +346,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				l.printf("perf: wrote %s (perf report -i %s --no-children)", o.perfOut, o.perfOut)
 			}
 		}
-		maxRate = r.Throughput
-		if base := baselineOf(rep); base > 0 {
-			rep.Ratio = maxRate / base
+		if b := baselineOf(rep, pl); b > 0 {
+			rep.Ratios[pl] = r.Throughput / b
+		}
+		if i == 0 {
+			maxRate = r.Throughput
+			rep.Ratio = rep.Ratios[pl]
 		}
 	}
 
@@ -317,8 +359,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if rate == 0 && o.halfRate && maxRate > 0 {
 		rate = maxRate / 2
 	}
-	st := &stepper{s: &sender{base: base, client: newClient(16), secret: acmeKey}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "s"}
-	globex := &stepper{s: &sender{base: base, client: newClient(16), secret: mustKey(sec["LG_GLOBEX_WEBHOOK_SECRET"])}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "n"}
+	g := genFor(o.platforms[0])
+	st := &stepper{s: &sender{base: base, client: newClient(16), sign: sign}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "s"}
+	globex := &stepper{s: &sender{base: base, client: newClient(16), sign: &signer{standard: mustKey(sec["LG_GLOBEX_WEBHOOK_SECRET"])}}, browser: newClient(16), ep: ep, bridge: base, prefix: "lg" + run + "n"}
 	if rate > 0 && !o.skip["fixed"] {
 		workers := max(o.conc*4, 128)
 		var sus []stepUpResult
@@ -387,14 +430,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func baselineOf(rep *report) float64 {
+func baselineOf(rep *report, platform string) float64 {
 	for _, p := range rep.Phases {
-		if p.Server == "baseline" {
+		if p.Server == "baseline" && strings.HasSuffix(p.Name, "("+platform+")") {
 			return p.Throughput
 		}
 	}
 	return 0
 }
+
+// lpClientID is the LivePerson app install of the generated brand.
+const lpClientID = "lg-app-install"
 
 // bridgeConfig is the generated configuration: two brands on the standard
 // adapter, acme with the default confirm-code binding and globex with
@@ -427,6 +473,23 @@ func bridgeConfig(o runOptions, addr, endpoint, issuer string) string {
       binding: %[5]s
 `, b.id, b.env, endpoint, issuer, b.binding)
 	}
+	// LivePerson: webhooks only (no agent user, no connector): the
+	// bridge records sessions and messages; swaps are not resolved.
+	fmt.Fprintf(&brands, `
+  - id: lp
+    platforms:
+      - type: liveperson
+        account_id: "%[1]s"
+        client_id: %[2]s
+        client_secret: ${LG_LP_SECRET}
+    identity:
+      type: oidc
+      name: Loadgen IdP
+      issuer: %[3]s
+      client_id: stepup-bridge
+      client_secret: ${LG_IDP_SECRET}
+      algorithms: [RS256]
+`, lpAccountID, lpClientID, issuer)
 	return fmt.Sprintf(`# generated by stepup-loadgen
 server:
   listen: %q
@@ -502,8 +565,8 @@ func runTarget(ctx context.Context, o runOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := &sender{base: strings.TrimRight(o.target, "/"), client: newClient(o.conc), secret: key}
-	g := newGenerator(o.targetBrand, "lg"+runID()+"t", o.active, o.perConv, o.verifyEvery, 1)
+	s := &sender{base: strings.TrimRight(o.target, "/"), client: newClient(o.conc), sign: &signer{standard: key}}
+	g := newGenerator(o.targetBrand, "standard", "lg"+runID()+"t", o.active, o.perConv, o.verifyEvery, 1)
 	g.existing = o.existing
 	rep := &report{When: time.Now().UTC(), Machine: machine(ctx, runOptions{}), Options: map[string]string{"target": o.target}}
 	closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
