@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/oidc/oidctest"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
 )
@@ -279,3 +281,33 @@ func webhookStatus(h *harness, hdr http.Header, body []byte) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestRestartLosesNothing stops the bridge while the platform is down and
+// the step-up's calls are being retried, starts a new one on the same Redis,
+// and expects every call delivered once the platform is back. (The memory
+// store is honest about losing its outbox on restart: Redis only.)
+func TestRestartLosesNothing(t *testing.T) {
+	h := newHarness(t, storeCase{"redis", "redis"}, harnessOptions{workers: true})
+	platform := h.brands["acme"].platform
+	platform.FailNext(1000, http.StatusServiceUnavailable)
+
+	conv, consumer := h.newConversation()
+	code := unspaced(h.newBrowser().login(h.requestLink("acme", conv, false)))
+	h.webhook("acme", consumerSays(conv, consumer, code))
+	require.Equal(t, bridge.StateSteppedUp, h.session("acme", conv).State)
+	deadline := time.Now().Add(20 * time.Second)
+	for platform.Requests() < 3 { // deliveries under way, and failing
+		require.True(t, time.Now().Before(deadline), "no delivery attempts")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Empty(t, platform.Calls())
+
+	h.restart()
+	platform.ClearFaults()
+	calls := h.waitCalls("acme", conv, 3)
+	checkStepUpCalls(t, h, calls, conv, consumer, oidctestDefaultUser)
+	assert.Equal(t, bridge.StateSteppedUp, h.session("acme", conv).State, "the new replica sees the state")
+}
+
+// oidctestDefaultUser is who oidctest logs in when no user is queued.
+var oidctestDefaultUser = oidctest.User{Subject: "user-42", Name: "Alice Example", Email: "alice@example.test", EmailVerified: true, AMR: []string{"pwd", "otp"}, ACR: "urn:example:loa:2"}

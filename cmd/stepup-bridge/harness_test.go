@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -111,6 +112,72 @@ type harness struct {
 	// secrets seen during the run (tickets, cookies, state, nonce, codes)
 	// that must never reach a log line.
 	secrets []string
+
+	// What start needs to run the bridge again (restart).
+	cfg     *config.Config
+	prefix  string
+	log     *slog.Logger
+	cert    tls.Certificate
+	stopApp func() // stops the running App; nil when stopped
+}
+
+// start builds an App from the harness's configuration and serves it on ln.
+func (h *harness) start(ln net.Listener) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(h.ctx)
+	app, err := build(ctx, h.cfg, h.log, buildOptions{Clock: h.clock, RedisPrefix: h.prefix})
+	if err != nil {
+		cancel()
+		ln.Close()
+		require.NoError(h.t, err)
+	}
+	h.app = app
+	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{h.cert}, MinVersion: tls.VersionTLS12})
+	done := make(chan error, 1)
+	if h.workers {
+		go func() { done <- app.serve(ctx, tln) }()
+	} else {
+		srv := &http.Server{Handler: app.Handler, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+		}()
+		go func() {
+			if err := srv.Serve(tln); !errors.Is(err, http.ErrServerClosed) {
+				done <- err
+				return
+			}
+			done <- nil
+		}()
+	}
+	h.stopApp = func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(h.t, err, "serve")
+		case <-time.After(30 * time.Second):
+			h.t.Error("server did not stop")
+		}
+		app.Close()
+	}
+}
+
+// stop shuts the running App down as SIGTERM does.
+func (h *harness) stop() {
+	if h.stopApp != nil {
+		h.stopApp()
+		h.stopApp = nil
+	}
+}
+
+// restart stops the App and starts a new one on the same address and
+// store: a crash and a replacement replica, as far as the store can tell.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	ln, err := net.Listen("tcp", strings.TrimPrefix(h.url, "https://"))
+	require.NoError(h.t, err)
+	h.start(ln)
 }
 
 type harnessOptions struct {
@@ -184,43 +251,21 @@ store:
 %s  outbox:
     min_backoff: 100ms
     max_backoff: 1s
+    call_timeout: 2s
+    claim_idle: 5s
 brands:%s`, h.url, h.maxBody, store, brandsYAML.String())
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err, "config:\n%s", yaml)
 	h.clientID = h.idp.ClientID()
-
-	log := telemetry.NewLogger(h.logs, "json", "debug")
-	h.app, err = build(ctx, cfg, log, buildOptions{Clock: h.clock, RedisPrefix: prefix})
-	require.NoError(t, err)
-
+	h.cfg, h.prefix = cfg, prefix
+	h.log = telemetry.NewLogger(h.logs, "json", "debug")
 	cert, pool := selfSigned(t)
-	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	done := make(chan error, 1)
-	if ho.workers {
-		go func() { done <- h.app.serve(ctx, tln) }()
-	} else {
-		srv := &http.Server{Handler: h.app.Handler, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			<-ctx.Done()
-			srv.Close()
-		}()
-		go func() {
-			if err := srv.Serve(tln); !errors.Is(err, http.ErrServerClosed) {
-				done <- err
-				return
-			}
-			done <- nil
-		}()
-	}
+	h.cert = cert
+	h.start(ln)
 	t.Cleanup(func() {
+		h.t = t
+		h.stop()
 		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err, "serve")
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
-		h.app.Close()
 	})
 	h.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	h.api = &http.Client{Transport: h.rt, Timeout: 30 * time.Second, CheckRedirect: noRedirect}

@@ -220,6 +220,14 @@ func (s *Server) FailNext(n, status int) {
 	}
 }
 
+// ClearFaults drops the failures still queued by FailNext and HangNext:
+// the endpoint is healthy again.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // HangNext makes the next n valid requests hang until the client gives up
 // (or the server closes), without accepting them.
 func (s *Server) HangNext(n int) {
