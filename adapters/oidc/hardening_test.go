@@ -1,8 +1,11 @@
 package oidc_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,4 +115,55 @@ func TestNewTokenVerifierRefusesEmptyExtraIssuer(t *testing.T) {
 		Issuer: idp.Issuer(), Audience: "c", MaxTokenAge: 1, ExtraIssuers: []string{""},
 	}, standaloneKeys(t, idp))
 	require.ErrorContains(t, err, "empty extra issuer")
+}
+
+// FuzzMapIdentity feeds arbitrary claim sets (as the JSON payload of a
+// verified token) through every subject policy: no panic, and a mapped
+// identity always has a bounded, printable subject and never an email-like
+// subject unless allowed and verified.
+func FuzzMapIdentity(f *testing.F) {
+	f.Add([]byte(`{"iss":"https://login.microsoftonline.com/t/v2.0","sub":"s","oid":"o","tid":"t"}`))
+	f.Add([]byte(`{"sub":"s","email":"a@b.test","email_verified":"true","upn":"a@b.test"}`))
+	f.Add([]byte(`{"sub":12345678901234567890,"email_verified":false}`))
+	f.Add([]byte(`{"sub":"a\u0000b","amr":"pwd","auth_time":1e300}`))
+	mappings := []config.ClaimMapping{
+		{},
+		{Subject: "oid", Tenant: "tid"},
+		{Subject: "email"},
+		{Subject: "email", EmailSubject: true},
+		{Subject: "upn", EmailSubject: true, Extra: map[string]string{"customer_id": "cid"}},
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var claims map[string]any
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		dec.UseNumber()
+		if dec.Decode(&claims) != nil {
+			return
+		}
+		for _, m := range mappings {
+			id, err := oidc.MapIdentity(claims, m, "p", time.Unix(0, 0))
+			if err != nil {
+				if oidc.Reason(err) == "" {
+					t.Fatalf("error without reason: %v", err)
+				}
+				continue
+			}
+			if id.Subject == "" || len(id.Subject) > 255 || strings.ContainsFunc(id.Subject, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("bad subject %q", id.Subject)
+			}
+			if (m.Subject == "email" || m.Subject == "upn") && (!m.EmailSubject || !verifiedEmail(claims)) {
+				t.Fatalf("email-like subject accepted: %+v %v", m, claims)
+			}
+		}
+	})
+}
+
+func verifiedEmail(c map[string]any) bool {
+	switch v := c["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return strings.EqualFold(v, "true")
+	}
+	return false
 }
