@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -82,6 +84,30 @@ func TestEndToEnd(t *testing.T) {
 			// Nothing else reached either platform.
 			assert.Len(t, h.brands["acme"].platform.Calls(), 8)
 			assert.Empty(t, h.brands["globex"].platform.Calls())
+
+			// The operators' view: metrics by brand, never by id.
+			resp, err := h.api.Get(h.url + "/metrics")
+			require.NoError(t, err)
+			metrics, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			for _, line := range []string{
+				`stepup_stepped_up_total{brand="acme",platform="standard"} 2`,
+				`stepup_login_links_issued_total{brand="acme",via="api"} 1`,
+				`stepup_login_links_issued_total{brand="acme",via="agent_command"} 1`,
+				`stepup_logins_total{brand="acme",outcome="verified"} 2`,
+				`stepup_confirm_codes_total{brand="acme",result="matched"} 2`,
+				`stepup_outbox_deliveries_total{brand="acme",effect="attach_identity",outcome="delivered",platform="standard"} 2`,
+			} {
+				assert.Contains(t, string(metrics), line+"\n")
+			}
+			assert.NotContains(t, string(metrics), conv1, "no ids as labels")
+			for _, path := range []string{"/healthz", "/readyz"} {
+				resp, err := h.api.Get(h.url + path)
+				require.NoError(t, err)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+			}
 
 			h.requireLogsClean(alice.Email, alice.Name, bob.Email, bob.Name, link1, link2)
 		})
