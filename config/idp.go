@@ -167,11 +167,11 @@ func (e *LoginEvents) validate(r *collector, path string) {
 		e.checkClaims(r, path)
 	}
 	positive(r, join(path, "max_event_age"), e.MaxEventAge)
-	switch {
-	case e.MaxEventAge > 24*time.Hour:
-		r.errorf(join(path, "max_event_age"), "at most 24h")
-	case e.Leeway < 0 || e.Leeway > 2*time.Minute:
-		r.errorf(join(path, "leeway"), "must be between 0 and 2m")
+	if e.MaxEventAge > 24*time.Hour {
+		r.errorf(join(path, "max_event_age"), "at most 24h: a login event is only useful while the platform's swap may follow")
+	}
+	if e.Leeway < 0 || e.Leeway > 2*time.Minute {
+		r.errorf(join(path, "leeway"), "must be between 0 and 2m: a larger leeway keeps expired tokens usable")
 	}
 	positive(r, join(path, "http_timeout"), e.HTTPTimeout)
 }

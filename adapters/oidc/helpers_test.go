@@ -44,7 +44,7 @@ func leaked(d time.Duration) string {
 		stacks := string(buf[:runtime.Stack(buf, true)])
 		var bad []string
 		for _, g := range strings.Split(stacks, "\n\n") {
-			if strings.Contains(g, "jwkset.NewStorageFromHTTP") || strings.Contains(g, "oidc.(*Provider).retry") {
+			if strings.Contains(g, "jwkset.NewStorageFromHTTP") || strings.Contains(g, "oidc.(*Provider).retry") || strings.Contains(g, "oidc.(*RemoteKeys).retry") {
 				bad = append(bad, g)
 			}
 		}
