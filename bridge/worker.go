@@ -110,17 +110,17 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 	cancel()
 	// Settle with a context that outlives shutdown's cancel, briefly, so a
 	// finished call is not delivered again needlessly.
-	settle, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	settle, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancelSettle()
 	var serr error
 	switch {
 	case err == nil:
-		serr = s.store.Ack(settle, d)
+		serr = retryUnavailable(settle, func(ctx context.Context) error { return s.store.Ack(ctx, d) })
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "delivered")
 		s.recordAttempts(e, "delivered", d.Attempt)
 		log.Info("platform call delivered")
 	case IsPermanent(err) || d.Attempt >= p.MaxAttempts:
-		serr = s.store.Bury(settle, d, err.Error())
+		serr = retryUnavailable(settle, func(ctx context.Context) error { return s.store.Bury(ctx, d, err.Error()) })
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "dead_letter")
 		s.recordAttempts(e, "dead_letter", d.Attempt)
 		log.Error("platform call failed for good; moved to dead letters", "error", err, "permanent", IsPermanent(err))
@@ -132,7 +132,8 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 		if errors.As(err, &ra) {
 			wait = max(wait, min(ra.RetryAfterDelay(), p.MaxBackoff))
 		}
-		serr = s.store.Retry(settle, d, s.clock.Now().Add(wait), err.Error())
+		due := s.clock.Now().Add(wait)
+		serr = retryUnavailable(settle, func(ctx context.Context) error { return s.store.Retry(ctx, d, due, err.Error()) })
 		s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "retry")
 		log.Warn("platform call failed; will retry", "error", err, "in", wait.String())
 	}
@@ -145,6 +146,28 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 func (s *Service) recordAttempts(e OutboxEntry, outcome string, attempts int) {
 	if r, ok := s.rec.(AttemptRecorder); ok {
 		r.DeliveryAttempts(e.Key.Brand, e.Platform, e.Effect, outcome, attempts)
+	}
+}
+
+// settleTimeout bounds the settling of one attempt, retries included.
+const settleTimeout = 5 * time.Second
+
+// retryUnavailable runs a settle operation again while the store is
+// unreachable, until ctx ends. A store blip right after a platform call
+// would otherwise leave a delivered entry unsettled, to be delivered again
+// when its lease runs out. Ack, Retry and Bury are safe to repeat: a
+// repeat of one that took effect finds the delivery settled and changes
+// nothing.
+func retryUnavailable(ctx context.Context, op func(context.Context) error) error {
+	for {
+		err := op(ctx)
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		sleep(ctx, 200*time.Millisecond)
+		if ctx.Err() != nil {
+			return err
+		}
 	}
 }
 
