@@ -95,6 +95,16 @@ func TestWebhookRejected(t *testing.T) {
 				})
 			}
 
+			t.Run("forged conversation.started creates nothing", func(t *testing.T) {
+				h.t = t
+				fresh := "conv-" + bridge.RandomString(6)
+				body := standardtest.Body("conversation.started", h.clock.Now(), standardtest.ConversationStarted{ConversationID: fresh, ConsumerID: "anon-x"})
+				code, got := h.postWebhook("acme", standardtest.SignedRequest(standardtest.NewSecret(), "msg_"+bridge.RandomString(12), h.clock.Now(), body), body)
+				assert.Equal(t, http.StatusUnauthorized, code, "%v", got)
+				h.requireNoSession("acme", fresh)
+				h.requireNoOutbox()
+			})
+
 			t.Run("replayed webhook-id", func(t *testing.T) {
 				h.t = t
 				hdr, body := signedAt(h.clock.Now())
