@@ -184,6 +184,15 @@ func (b *demoBrowser) openLink() *demoBrowser {
 	return &demoBrowser{t: b.t, ctx: tab, dir: b.dir}
 }
 
+// close closes a tab the page opened, so the chat's tab is the visible one
+// again (a hidden tab gets no frames: screenshots and rendering stall).
+func (b *demoBrowser) close() {
+	b.t.Helper()
+	if err := chromedp.Cancel(b.ctx); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // signIn goes from the bridge's start page through the development IdP,
 // picking user ("" presses Cancel), and waits for the bridge's answer.
 func (b *demoBrowser) signIn(user string) {
@@ -237,6 +246,7 @@ func TestDemoBrowser(t *testing.T) {
 		}
 		code := tab.text(".code")
 		tab.shot("main", "code-page.png")
+		tab.close()
 		b.run(demoTextIn("#timeline-list", "Login verified"), demoTextIn("#bridge-state", "login verified"))
 
 		b.say("consumer", code)
@@ -269,7 +279,8 @@ func TestDemoBrowser(t *testing.T) {
 		b.shot("#agent", "after-agent.png")
 		b.shot("main.panes", "after.png")
 		if os.Getenv("STEPUP_UPDATE_DOCS") == "1" {
-			png := demoValue(b, chromedp.Screenshot(chromedp.CSS("main.panes")))
+			// The two panes side by side: what the README shows.
+			png := demoValue(b, chromedp.Screenshot(chromedp.CSSAll("#consumer, #agent")))
 			if err := os.WriteFile("../../deploy/docs/demo-after.png", png, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -296,6 +307,7 @@ func TestDemoBrowser(t *testing.T) {
 			t.Fatalf("expired link page: %q", h)
 		}
 		tab.shot("main", "expired-link.png")
+		tab.close()
 		b.shot("#timeline", "expired-timeline.png")
 	})
 
@@ -307,6 +319,7 @@ func TestDemoBrowser(t *testing.T) {
 		tab := b.openLink()
 		tab.signIn("u-1002")
 		code := strings.ReplaceAll(tab.text(".code"), " ", "")
+		tab.close()
 		b.run(demoTextIn("#bridge-state", "login verified"))
 		wrong := fmt.Sprintf("%06d", (demoAtoi(code)+500000)%1000000)
 		for i := 1; i <= 3; i++ {
@@ -335,6 +348,7 @@ func TestDemoBrowser(t *testing.T) {
 			t.Fatalf("cancel page: %q", h)
 		}
 		tab.shot("main", "cancelled.png")
+		tab.close()
 		b.run(demoTextIn("#timeline-list", "access_denied"))
 		if !b.eval(`!(document.getElementById("agent-badge").getClientRects().length > 0)`) {
 			t.Error("stepped up after a cancelled sign-in")

@@ -49,6 +49,8 @@ commands:
   serve         run the service (default)           --config FILE
   check-config  validate a configuration            --config FILE
   outbox        list, replay or drop dead letters    list|stats|replay|drop --config FILE [--json]
+  demo          playground on loopback: bridge,      [--listen 127.0.0.1:8080] [--port N]
+                simulated platform, development IdP  [--store memory|redis] [--redis-addr HOST:PORT]
   version       print version, commit and Go version
 
 Without --config, serve runs on the embedded default configuration
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkConfigCmd(args, stdout, stderr)
 	case "outbox":
 		return outboxCmd(ctx, args, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "stepup-bridge %s (commit %s, %s)\n", version, buildCommit(), runtime.Version())
 		return nil

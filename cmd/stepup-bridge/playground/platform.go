@@ -148,7 +148,8 @@ func (s *Server) appendLocked(c *Conversation, m Message) {
 // retried with the same webhook-id on 5xx or a network error, so the
 // bridge's deduplication makes a retry harmless. Then it polls the status.
 func (s *Server) send(ctx context.Context, conv, typ string, data map[string]any, what string, codeTry bool) {
-	body, _ := json.Marshal(map[string]any{"type": typ, "timestamp": s.now().UTC().Format(time.RFC3339Nano), "data": data})
+	sent := s.now()
+	body, _ := json.Marshal(map[string]any{"type": typ, "timestamp": sent.UTC().Format(time.RFC3339Nano), "data": data})
 	id := randomID("evt_")
 	target := s.o.BridgeURL + "/webhooks/" + url.PathEscape(s.o.Brand) + "/" + url.PathEscape(s.o.Platform)
 	var status int
@@ -160,15 +161,17 @@ func (s *Server) send(ctx context.Context, conv, typ string, data map[string]any
 		}
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
+	s.mu.Lock()
 	switch {
 	case err != nil:
 		s.log.Warn("webhook to the bridge failed", "type", typ, "error", err)
-		s.add(conv, "platform", "webhook", "error", fmt.Sprintf("Platform → bridge: %s could not be delivered (%v).", what, err))
+		s.addAtLocked(sent, conv, "platform", "webhook", "error", fmt.Sprintf("Platform → bridge: %s could not be delivered (%v).", what, err))
 	case status/100 != 2:
-		s.add(conv, "platform", "webhook", "error", fmt.Sprintf("Platform → bridge: %s refused with HTTP %d.", what, status))
+		s.addAtLocked(sent, conv, "platform", "webhook", "error", fmt.Sprintf("Platform → bridge: %s refused with HTTP %d.", what, status))
 	default:
-		s.add(conv, "bridge", "webhook received", "ok", fmt.Sprintf("Webhook %s: the bridge checked its Standard Webhooks signature on the raw body and stored the event durably before answering %d.", what, status))
+		s.addAtLocked(sent, conv, "bridge", "webhook received", "ok", fmt.Sprintf("Webhook %s: the bridge checked its Standard Webhooks signature on the raw body and stored the event durably before answering %d.", what, status))
 	}
+	s.mu.Unlock()
 	s.poll(ctx, conv, codeTry)
 }
 
@@ -190,9 +193,11 @@ func (s *Server) post(ctx context.Context, target, id string, body []byte) (int,
 
 // bridgeStatus is the part of the status API the playground reads.
 type bridgeStatus struct {
-	State       string `json:"state"`
-	LinksIssued int    `json:"links_issued"`
-	SteppedUp   bool   `json:"stepped_up"`
+	State       string    `json:"state"`
+	LinksIssued int       `json:"links_issued"`
+	SteppedUp   bool      `json:"stepped_up"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	SteppedUpAt time.Time `json:"stepped_up_at"`
 }
 
 // poll asks the bridge's status API (as a brand back end would, with its
@@ -226,6 +231,19 @@ func (s *Server) poll(ctx context.Context, conv string, codeTry bool) {
 	if c == nil {
 		return
 	}
+	// When it happened, by the bridge's record; a poll is later than that.
+	at := st.UpdatedAt
+	if st.State == string(bridge.StateSteppedUp) && !st.SteppedUpAt.IsZero() {
+		at = st.SteppedUpAt
+	}
+	switch {
+	case at.IsZero(), st.State == string(bridge.StateExpired):
+		at = s.now() // expiry is not a write: it is noticed now
+	case st.State == string(bridge.StateLoginVerified):
+		// The bridge stamps the login with the callback's start, before
+		// its token call; the IdP's entries for that call come first.
+		at = s.now()
+	}
 	prev, prevLinks := c.State, c.LinksIssued
 	c.State, c.LinksIssued = st.State, st.LinksIssued
 	if st.State != prev || st.LinksIssued != prevLinks {
@@ -236,23 +254,23 @@ func (s *Server) poll(ctx context.Context, conv string, codeTry bool) {
 		if prevLinks > 0 {
 			text += " Only the newest link works: the earlier one is void."
 		}
-		s.addLocked(conv, "bridge", "link issued", "ok", text)
+		s.addAtLocked(at, conv, "bridge", "link issued", "ok", text)
 	}
 	switch {
 	case st.State == prev:
 		if codeTry && st.State == string(bridge.StateLoginVerified) {
-			s.addLocked(conv, "bridge", "code refused", "warn", "That confirm code does not match the login waiting for this conversation: one attempt used.")
+			s.addAtLocked(at, conv, "bridge", "code refused", "warn", "That confirm code does not match the login waiting for this conversation: one attempt used.")
 		}
 	case st.State == string(bridge.StateLoginVerified):
-		s.addLocked(conv, "bridge", "login verified", "ok", "Login verified: the bridge redeemed the code with its PKCE verifier and checked the ID token (RS256 signature against the IdP's JWKS, issuer, audience, expiry, nonce). It now waits for the confirm code to come back in this same conversation.")
+		s.addAtLocked(at, conv, "bridge", "login verified", "ok", "Login verified: the bridge redeemed the code with its PKCE verifier and checked the ID token (RS256 signature against the IdP's JWKS, issuer, audience, expiry, nonce). It now waits for the confirm code to come back in this same conversation.")
 	case st.State == string(bridge.StateSteppedUp):
-		s.addLocked(conv, "bridge", "code matched", "ok", "The confirm code arrived in this conversation: stepped up, atomically with the outbox calls that tell the platform.")
+		s.addAtLocked(at, conv, "bridge", "code matched", "ok", "The confirm code arrived in this conversation: stepped up, atomically with the outbox calls that tell the platform.")
 	case st.State == string(bridge.StateExpired) && prev == string(bridge.StateLoginVerified):
-		s.addLocked(conv, "bridge", "code expired", "warn", "The confirm code expired before it came back: the login will be discarded. The agent can send a new link.")
+		s.addAtLocked(at, conv, "bridge", "code expired", "warn", "The confirm code expired before it came back: the login will be discarded. The agent can send a new link.")
 	case st.State == string(bridge.StateExpired):
-		s.addLocked(conv, "bridge", "link expired", "warn", "The login link expired unused. The agent can send a new one.")
+		s.addAtLocked(at, conv, "bridge", "link expired", "warn", "The login link expired unused. The agent can send a new one.")
 	case st.State == string(bridge.StateAnonymous) && prev == string(bridge.StateLoginVerified):
-		s.addLocked(conv, "bridge", "code refused", "error", "Too many wrong confirm codes: the bridge discarded the login. The conversation stays anonymous; the agent can send a new link.")
+		s.addAtLocked(at, conv, "bridge", "code refused", "error", "Too many wrong confirm codes: the bridge discarded the login. The conversation stays anonymous; the agent can send a new link.")
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -282,10 +283,18 @@ func (s *Server) changedLocked() {
 	s.changed = make(chan struct{})
 }
 
-// addLocked appends a timeline entry; the caller holds mu.
+// addLocked appends a timeline entry that happened now; the caller holds mu.
 func (s *Server) addLocked(conv, actor, step, level, text string) {
+	s.addAtLocked(s.now(), conv, actor, step, level, text)
+}
+
+// addAtLocked appends a timeline entry that happened at a given time (the
+// page shows entries in time order: a state change the status API reports
+// late still shows before the outbox calls it caused). The bridge shares
+// the demo's clock, so its times and the platform's compare.
+func (s *Server) addAtLocked(at time.Time, conv, actor, step, level, text string) {
 	s.seq++
-	s.timeline = append(s.timeline, Entry{Seq: s.seq, At: s.now(), Conv: conv, Actor: actor, Step: step, Level: level, Text: text})
+	s.timeline = append(s.timeline, Entry{Seq: s.seq, At: at, Conv: conv, Actor: actor, Step: step, Level: level, Text: text})
 	if len(s.timeline) > maxTimeline {
 		s.timeline = append([]Entry(nil), s.timeline[len(s.timeline)-maxTimeline:]...)
 	}
@@ -324,6 +333,7 @@ func (s *Server) snapshotLocked(c *Conversation) Snapshot {
 			snap.Timeline = append(snap.Timeline, e)
 		}
 	}
+	slices.SortStableFunc(snap.Timeline, func(a, b Entry) int { return a.At.Compare(b.At) })
 	return snap
 }
 

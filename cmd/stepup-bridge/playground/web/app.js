@@ -36,7 +36,8 @@ function utc(iso) {
 
 function clock(iso) {
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const two = (n) => String(n).padStart(2, "0");
+  return two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
 }
 
 // linkify appends text to el with http(s) URLs as links that open a new tab.
@@ -111,7 +112,14 @@ function render(s) {
   $("bridge-state").dataset.state = c.state;
   const note = $("agent-notification");
   note.hidden = !c.stepped_up;
-  note.textContent = c.stepped_up ? "🔔 Conversation stepped up — " + (c.notice || name) : "";
+  note.replaceChildren();
+  if (c.stepped_up) {
+    const title = document.createElement("strong");
+    title.textContent = "Conversation stepped up";
+    const body = document.createElement("span");
+    body.textContent = c.notice || name;
+    note.append(title, document.createElement("br"), body);
+  }
 
   $("agent-identity").hidden = !id;
   if (id) {
