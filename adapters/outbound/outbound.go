@@ -14,9 +14,12 @@
 //   - 429 and 5xx (except 501) are retried under the same replay condition;
 //     other statuses are never retried here.
 //   - Nothing is retried once the caller's context is done.
-//   - Retry-After (429, 503) is honoured but clamped to MaxRetryAfter: a
-//     broken or hostile server cannot park a worker for an hour
-//     (go-retryablehttp #247, #295).
+//   - Retry-After (429, 503) is honoured within the call only when it is
+//     at most MaxRetryAfter. A longer wish ends the call at once: the
+//     caller gets it in Error.RetryAfter and the outbox schedules the next
+//     delivery then, so a worker is never parked for an hour
+//     (go-retryablehttp #247, #295) and a rate-limited platform is not
+//     hit again early.
 //   - The caller sees the final response (PassthroughErrorHandler) and maps
 //     it with Classify, which names method, redacted URL and status.
 //   - URLs are logged and reported without query strings or userinfo
@@ -192,9 +195,22 @@ func (p *policy) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented) {
+		if p.waitTooLong(resp) {
+			return false, nil
+		}
 		return p.replayable(resp.Request), nil
 	}
 	return false, nil
+}
+
+// waitTooLong reports a 429/503 whose Retry-After exceeds MaxRetryAfter:
+// the outbox, not this call, waits for that.
+func (p *policy) waitTooLong(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return ok && d > p.opts.MaxRetryAfter
 }
 
 // unsent reports whether the error shows the request never left: the
@@ -232,7 +248,8 @@ func neverRetry(err error) bool {
 }
 
 // backoff is exponential with jitter between RetryWaitMin and RetryWaitMax;
-// a Retry-After on 429/503 replaces it, clamped to MaxRetryAfter.
+// a Retry-After on 429/503 replaces it (checkRetry only lets through one of
+// at most MaxRetryAfter; the clamp is a second guard).
 func (p *policy) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
