@@ -67,6 +67,7 @@ type AgentClient struct {
 	tls     *tls.Config
 	clock   bridge.Clock
 
+	loginMu   sync.Mutex // one login or refresh at a time
 	mu        sync.Mutex
 	domains   map[string]string
 	domainsAt time.Time
@@ -164,6 +165,15 @@ func (c *AgentClient) session(ctx context.Context) (*agentSession, error) {
 	s := c.sess
 	c.mu.Unlock()
 	now := c.clock.Now()
+	if s != nil && now.Sub(s.refreshed) < sessionRefresh {
+		return s, nil
+	}
+	// Concurrent callers wait for one login instead of each making one.
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	c.mu.Lock()
+	s = c.sess
+	c.mu.Unlock()
 	if s != nil && now.Sub(s.refreshed) < sessionRefresh {
 		return s, nil
 	}

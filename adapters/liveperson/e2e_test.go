@@ -106,7 +106,7 @@ func newHarness(t *testing.T, skill string) *harness {
 			ID: "acme", Platforms: map[string]bridge.Platform{"liveperson": a}, Identity: provider,
 			Policy: bridge.Policy{
 				LinkTTL: 10 * time.Minute, TxnTTL: 10 * time.Minute, Binding: bridge.BindingConfirmCode, CodeTTL: 5 * time.Minute,
-				CodeLength: 6, CodeAttempts: 3, MaxLinks: 3, LinkMessage: link, NotifyAgents: true, NotifyMessage: note,
+				CodeLength: 6, CodeAttempts: 3, MaxLinks: 3, LinkMessage: link, NotifyAgents: true, NotifyMessage: note, AgentCommand: "/verify",
 				Skill: skill, LoginWindow: 30 * time.Minute,
 			},
 		}},
@@ -442,5 +442,31 @@ func TestEndToEndNegative(t *testing.T) {
 			assert.NotEqual(t, cc, m.Conversation)
 		}
 	})
+	assert.Empty(t, h.lp.Violations())
+}
+
+// TestAgentCommand: an agent typing /verify in a LivePerson conversation
+// gets the consumer a login link (bridge-driven step-up on LivePerson), posted
+// through the agent messaging API to everyone in the conversation.
+func TestAgentCommand(t *testing.T) {
+	h := newHarness(t, "")
+	const conv = "abcdef01-2345-6789-abcd-ef0123456789"
+	h.lp.OpenConversation(conv)
+	code, _ := h.post(cqm(conv, "anon-v", "OPEN", 50), nil)
+	require.Equal(t, http.StatusOK, code)
+	code, _ = h.post(msgText(conv, "agent-1", "ASSIGNED_AGENT", 3, "/verify"), nil)
+	require.Equal(t, http.StatusOK, code)
+	eventually(t, func() bool { return len(h.lp.Messages()) == 1 }, "login link posted")
+	m := h.lp.Messages()[0]
+	assert.Equal(t, "", m.Audience, "the consumer must see it")
+	assert.True(t, strings.HasPrefix(m.Text, "https://bridge.example/login/acme/"), m.Text)
+	sess, err := h.status(conv)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.StateLinkIssued, sess.State)
+
+	// The same command redelivered by LivePerson issues nothing more.
+	code, out := h.post(msgText(conv, "agent-1", "ASSIGNED_AGENT", 3, "/verify"), nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.EqualValues(t, 1, out["duplicates"])
 	assert.Empty(t, h.lp.Violations())
 }
