@@ -246,6 +246,9 @@ func TestAuth0Events(t *testing.T) {
 	assert.True(t, rec.Verified)
 	assert.Equal(t, "auth0-action", rec.Source)
 	assert.Equal(t, hsIssuer, rec.Identity.Issuer)
+	// Rotation: the previous Action secret verifies too.
+	require.Equal(t, http.StatusNoContent, h.post(t, "auth0-action", tokenBody(h.hsToken(t, hsSecretOld, "auth0|654322", nil)), nil).Code)
+	require.NotNil(t, h.latest(t, "auth0|654322"))
 
 	// And the HS256 token is refused by the JWK Set source.
 	w := h.post(t, "auth0", tokenBody(h.hsToken(t, hsSecret, "auth0|777", nil)), nil)

@@ -40,6 +40,7 @@ const (
 	kcSecret      = "keycloak-hmac-secret-5b8e2f1a9c7d3e6a"
 	kcSecretOld   = "keycloak-hmac-secret-old-0a1b2c3d4e5f"
 	hsSecret      = "auth0-action-secret-7c1e9b3a5d2f8e4b6a"
+	hsSecretOld   = "auth0-action-secret-old-2e8d4c6a0b9f1e3d"
 	oktaApp       = "0oaz9fj21WKqTeaqs1d6"
 	publicURL     = "https://bridge.example"
 	brandID       = "acme"
@@ -204,7 +205,7 @@ func defaultEvents(h *harness) []config.LoginEvents {
 		def(config.LoginEvents{Type: "keycloak", Secrets: sec(kcSecret, kcSecretOld), Realm: "acme", ClientIDs: []string{"bridge"}}),
 		def(config.LoginEvents{Type: "jwt", Issuer: h.partner.Issuer(), JWKSURI: h.partner.Issuer() + "/jwks", Audience: jwtAudience("jwt"), Provider: "Partner"}),
 		def(config.LoginEvents{Type: "auth0", Issuer: h.tenant.Issuer(), JWKSURI: h.tenant.Issuer() + "/jwks", Audience: jwtAudience("auth0")}),
-		def(config.LoginEvents{Type: "auth0", Name: "auth0-action", Issuer: hsIssuer, Secrets: sec(hsSecret)}),
+		def(config.LoginEvents{Type: "auth0", Name: "auth0-action", Issuer: hsIssuer, Secrets: sec(hsSecret, hsSecretOld)}),
 	}
 }
 

@@ -74,3 +74,40 @@ func TestRemoteKeysRefusesBadURL(t *testing.T) {
 		require.Error(t, err, u)
 	}
 }
+
+// TestKeyRemovalPickedUpByRefresh: the IdP withdraws a key (e.g. after a
+// compromise) without any new kid showing up in tokens. Nothing triggers an
+// unknown-kid refresh, so the periodic refresh is what drops the key: a
+// token under it is accepted until the next refresh and refused after.
+func TestKeyRemovalPickedUpByRefresh(t *testing.T) {
+	clock := newClock()
+	idp := oidctest.NewTest(t, oidctest.Config{Now: clock.Now})
+	old := idp.KID("RS256")
+	_, err := idp.RotateKeys(true) // old and new published
+	require.NoError(t, err)
+	keys, err := oidc.NewKeySet(t.Context(), idp.Issuer()+"/jwks", oidc.KeySetOptions{
+		RefreshInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	t.Cleanup(keys.Close)
+	v, err := oidc.NewTokenVerifier(oidc.VerifierConfig{Issuer: idp.Issuer(), Audience: idp.ClientID(), MaxTokenAge: time.Minute, Clock: clock}, keys)
+	require.NoError(t, err)
+	sign := func(kid string) string {
+		raw, err := idp.Sign(idp.Claims(oidctest.User{Subject: "s"}, ""), kid)
+		require.NoError(t, err)
+		return raw
+	}
+	_, err = v.Verify(t.Context(), sign(old))
+	require.NoError(t, err, "during the overlap both keys verify")
+	_, err = v.Verify(t.Context(), sign(""))
+	require.NoError(t, err)
+
+	_, err = idp.RotateKeys(false) // only a third key published now
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := v.Verify(t.Context(), sign(old))
+		return err != nil && oidc.Reason(err) == "id token: unknown signing key"
+	}, 5*time.Second, 20*time.Millisecond, "the withdrawn key is dropped by the periodic refresh")
+	_, err = v.Verify(t.Context(), sign(""))
+	require.NoError(t, err, "the current key verifies")
+}
