@@ -267,7 +267,8 @@ func streamID(id string) bool {
 // delivered again. Copies arise only from a worker whose lease ran out
 // (stalled longer than ClaimTimeout), and are due within the maximum
 // backoff (1h by default); past this, the idempotency key sent to the
-// platform is the only guard. About 80 bytes per acknowledged entry.
+// platform is the only guard. About 130 bytes per entry acknowledged in
+// the last doneRetention (measured: 1.29 MB for 10,000 markers).
 const doneRetention = 6 * time.Hour
 
 // doneKey is a partition's set of completed entry ids.
