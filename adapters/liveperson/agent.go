@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -398,7 +399,9 @@ func numericCode(raw json.RawMessage) (int, bool) {
 func (c *AgentClient) CustomerID(ctx context.Context, consumerID string) (string, error) {
 	var id string
 	err := c.withConn(ctx, func(k *conn, _ *agentSession) error {
-		body, err := k.call(ReqGetUserProfile, map[string]string{"userId": consumerID}, nil)
+		// The body is the consumer id itself (node-agent-sdk README:
+		// agent.getUserProfile(consumerId, cb) sends it as the body).
+		body, err := k.call(ReqGetUserProfile, consumerID, nil)
 		if err != nil {
 			return err
 		}
@@ -408,26 +411,39 @@ func (c *AgentClient) CustomerID(ctx context.Context, consumerID string) (string
 	return id, err
 }
 
-// customerIDFromProfile reads authenticatedData.lp_sdes[type=ctmrinfo]
-// .info.customerId of a GetUserProfile answer.
+type profileSDE struct {
+	Type string          `json:"type"`
+	Auth json.RawMessage `json:"auth"` // set on authenticated SDEs in the list form
+	Info *struct {
+		CustomerID json.RawMessage `json:"customerId"`
+	} `json:"info"`
+}
+
+// customerIDFromProfile reads the ctmrinfo customerId of a GetUserProfile
+// answer: authenticatedData.lp_sdes in the wire format, or the SDE list
+// node-agent-sdk turns it into (its README shows that form). Only
+// authenticated SDEs count: an unauthenticated page can set any ctmrinfo.
 func customerIDFromProfile(body json.RawMessage) (string, error) {
-	var p struct {
-		AuthenticatedData *struct {
-			SDEs []struct {
-				Type string `json:"type"`
-				Info *struct {
-					CustomerID json.RawMessage `json:"customerId"`
-				} `json:"info"`
-			} `json:"lp_sdes"`
-		} `json:"authenticatedData"`
+	var sdes []profileSDE
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+		if err := json.Unmarshal(body, &sdes); err != nil {
+			return "", errors.New("liveperson: user profile is not the documented JSON")
+		}
+		sdes = slices.DeleteFunc(sdes, func(s profileSDE) bool { return len(s.Auth) == 0 })
+	} else {
+		var p struct {
+			AuthenticatedData *struct {
+				SDEs []profileSDE `json:"lp_sdes"`
+			} `json:"authenticatedData"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			return "", errors.New("liveperson: user profile is not the documented JSON")
+		}
+		if p.AuthenticatedData != nil {
+			sdes = p.AuthenticatedData.SDEs
+		}
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return "", errors.New("liveperson: user profile is not the documented JSON")
-	}
-	if p.AuthenticatedData == nil {
-		return "", nil
-	}
-	for _, s := range p.AuthenticatedData.SDEs {
+	for _, s := range sdes {
 		if s.Type == "ctmrinfo" && s.Info != nil && len(s.Info.CustomerID) > 0 {
 			var v string
 			if json.Unmarshal(s.Info.CustomerID, &v) != nil {

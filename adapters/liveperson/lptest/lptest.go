@@ -362,14 +362,13 @@ func (f *Fake) answer(req wsReq) (int, any) {
 	}
 	switch req.Type {
 	case ".ams.userprofile.GetUserProfile":
-		var b struct {
-			UserID string `json:"userId"`
-		}
-		if strict(req.Body, &b) != nil || b.UserID == "" {
-			return bad("body not {userId}")
+		// node-agent-sdk sends the consumer id itself as the body.
+		var consumer string
+		if json.Unmarshal(req.Body, &consumer) != nil || consumer == "" {
+			return bad("body is not the consumer id")
 		}
 		f.mu.Lock()
-		p, ok := f.profiles[b.UserID]
+		p, ok := f.profiles[consumer]
 		f.mu.Unlock()
 		if !ok {
 			return 200, map[string]any{}
