@@ -56,8 +56,11 @@ func randomID(prefix string) string {
 }
 
 func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
-	c := &Conversation{ID: randomID("conv_"), Consumer: randomID("anon_"), Channel: "web", StartedAt: s.now(), State: "unknown"}
+	c := &Conversation{ID: randomID("conv_"), Consumer: randomID("anon_"), Channel: "web", StartedAt: s.now(), State: "unknown", delivered: map[string]bool{}}
 	s.mu.Lock()
+	if len(s.convs) >= maxConversations {
+		s.forgetOldestLocked()
+	}
 	s.convs[c.ID] = c
 	s.addLocked(c.ID, "platform", "conversation", "info", "Anonymous visitor opened the chat (simulated platform, channel web).")
 	s.mu.Unlock()
@@ -65,6 +68,19 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
 		"conversation_id": c.ID, "consumer_id": c.Consumer, "channel": c.Channel,
 	}, "conversation.started", false)
 	s.getConversationByID(w, c.ID, http.StatusCreated)
+}
+
+// forgetOldestLocked drops the conversation started first; the caller holds mu.
+func (s *Server) forgetOldestLocked() {
+	var oldest *Conversation
+	for _, c := range s.convs {
+		if oldest == nil || c.StartedAt.Before(oldest.StartedAt) {
+			oldest = c
+		}
+	}
+	if oldest != nil {
+		delete(s.convs, oldest.ID)
+	}
 }
 
 func (s *Server) getConversationByID(w http.ResponseWriter, id string, status int) {
@@ -412,12 +428,12 @@ func (s *Server) platformCall(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.refuseCall(w, http.StatusNotFound, "", env.Type+" for an unknown conversation")
 		return
-	case s.delivered[id]:
+	case c.delivered[id]:
 		// The outbox retried a call that had arrived: same webhook-id, same effect.
 		s.addLocked(conv, "platform", "duplicate ignored", "info", "Bridge → platform: a repeated delivery of "+env.Type+" (same webhook-id, the idempotency key) was acknowledged and not applied twice.")
 	default:
 		text := apply(c)
-		s.delivered[id] = true
+		c.delivered[id] = true
 		s.addLocked(conv, "bridge", "platform call delivered", "ok", "Bridge → platform (outbox): "+text+" Signature verified.")
 	}
 	s.mu.Unlock()

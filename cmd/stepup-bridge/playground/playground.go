@@ -131,6 +131,9 @@ type Conversation struct {
 	// Notice is the agent-only step-up notification text.
 	Notice string `json:"notice,omitempty"`
 	Skill  string `json:"skill,omitempty"`
+
+	// delivered holds the webhook-ids of the bridge's calls already applied.
+	delivered map[string]bool
 }
 
 // Entry is one timeline line.
@@ -157,7 +160,12 @@ type Snapshot struct {
 	AgentCommand string       `json:"agent_command"`
 }
 
-const maxTimeline = 1000
+// Bounds on what the playground keeps: it runs for as long as someone
+// plays, and every page load starts a conversation.
+const (
+	maxTimeline      = 1000
+	maxConversations = 200
+)
 
 // Server is the running playground.
 type Server struct {
@@ -173,7 +181,6 @@ type Server struct {
 	mu        sync.Mutex
 	convs     map[string]*Conversation
 	timeline  []Entry
-	delivered map[string]bool // webhook-ids of the bridge's calls already applied
 	seq       int
 	version   uint64
 	changed   chan struct{} // closed and replaced on every change
@@ -203,7 +210,7 @@ func New(o Options) (*Server, error) {
 		o.PollEvery = 300 * time.Millisecond
 	}
 	s := &Server{o: o, whKey: whKey, epKey: epKey, log: o.Logger, client: o.Client,
-		convs: map[string]*Conversation{}, delivered: map[string]bool{}, changed: make(chan struct{})}
+		convs: map[string]*Conversation{}, changed: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

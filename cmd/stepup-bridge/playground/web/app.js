@@ -61,6 +61,7 @@ function messageItem(m, who, mine) {
   const li = document.createElement("li");
   li.className = "msg " + m.from + (m.kind !== "text" ? " " + m.kind : "") + (mine ? " mine" : "");
   li.dataset.seq = m.seq;
+  li.dataset.key = m.seq + "|" + who;
   li.dataset.from = m.from;
   li.dataset.kind = m.kind;
   const w = document.createElement("span");
@@ -74,9 +75,18 @@ function messageItem(m, who, mine) {
   return li;
 }
 
+// fill shows items in list. When the list on screen is a prefix of the new
+// one (the usual case: a message arrived), only the new items are appended,
+// so a screen reader announces just those.
 function fill(list, items) {
   const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.replaceChildren(...items);
+  const old = list.children;
+  const prefix = old.length <= items.length && [...old].every((el, i) => el.dataset.key === items[i].dataset.key);
+  if (prefix) {
+    list.append(...items.slice(old.length));
+  } else {
+    list.replaceChildren(...items);
+  }
   if (stick) list.scrollTop = list.scrollHeight;
 }
 
@@ -139,6 +149,7 @@ function render(s) {
     const li = document.createElement("li");
     li.className = "event " + e.level;
     li.dataset.step = e.step;
+    li.dataset.key = String(e.seq);
     const t = document.createElement("span");
     t.className = "time";
     t.textContent = clock(e.at);
