@@ -178,12 +178,12 @@ type Server struct {
 
 	pollMu sync.Mutex // one status poll at a time keeps the timeline in order
 
-	mu        sync.Mutex
-	convs     map[string]*Conversation
-	timeline  []Entry
-	seq       int
-	version   uint64
-	changed   chan struct{} // closed and replaced on every change
+	mu       sync.Mutex
+	convs    map[string]*Conversation
+	timeline []Entry
+	seq      int
+	version  uint64
+	changed  chan struct{} // closed and replaced on every change
 }
 
 // New checks the options and builds the playground; Run polls the bridge.
