@@ -12,8 +12,12 @@ import (
 // Each is recorded with RecordLogin for correlation with a platform-native
 // step-up. A login event never binds a conversation by itself.
 
-// ErrUnknownLoginSource: the brand has no login-event provider by that name.
-var ErrUnknownLoginSource = errors.New("login event provider not configured for this brand")
+var (
+	// ErrUnknownLoginSource: the brand has no login-event provider by that name.
+	ErrUnknownLoginSource = errors.New("login event provider not configured for this brand")
+	// ErrNoChallenge: the provider has no verification challenge (GET).
+	ErrNoChallenge = errors.New("login event provider has no verification challenge")
+)
 
 // LoginEventSource authenticates and parses one provider's login events.
 type LoginEventSource interface {
@@ -134,7 +138,7 @@ func (s *Service) LoginEventChallenge(ctx context.Context, brandID, provider str
 	}
 	ch, ok := src.(LoginEventChallenger)
 	if !ok {
-		return "", ErrUnknownLoginSource
+		return "", ErrNoChallenge
 	}
 	v, err := ch.Challenge(ctx, req)
 	if err != nil {

@@ -102,7 +102,9 @@ func TestHandleLoginEventRouting(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "echo", v)
 	_, err = f.svc.LoginEventChallenge(t.Context(), "acme", "src", bridge.WebhookRequest{})
-	require.ErrorIs(t, err, bridge.ErrUnknownLoginSource, "a source without a challenge answers no GET")
+	require.ErrorIs(t, err, bridge.ErrNoChallenge, "a source without a challenge answers no GET")
+	_, err = f.svc.LoginEventChallenge(t.Context(), "acme", "nope", bridge.WebhookRequest{})
+	require.ErrorIs(t, err, bridge.ErrUnknownLoginSource)
 
 	err = f.svc.LoginEventsReady(t.Context())
 	require.Error(t, err)

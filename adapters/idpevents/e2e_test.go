@@ -45,8 +45,8 @@ func TestOktaVerificationChallenge(t *testing.T) {
 			}
 		})
 	}
-	// Only sources with a challenge answer GET; unknown providers are 404.
-	assert.Equal(t, http.StatusNotFound, h.get(t, "keycloak", http.Header{"Authorization": {oktaSecret}}).Code)
+	// Only sources with a challenge answer GET (others 405); unknown providers are 404.
+	assert.Equal(t, http.StatusMethodNotAllowed, h.get(t, "keycloak", http.Header{"Authorization": {oktaSecret}}).Code)
 	assert.Equal(t, http.StatusNotFound, h.get(t, "nope", nil).Code)
 	assert.Equal(t, http.StatusMethodNotAllowed, func() int {
 		req, _ := http.NewRequest(http.MethodPut, "/idp/acme/okta", nil)

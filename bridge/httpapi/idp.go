@@ -46,11 +46,15 @@ func (s *server) idpRequest(c *gin.Context, body []byte) bridge.WebhookRequest {
 	}
 }
 
-// failIdP maps the one error status() does not know, then defers to it.
+// failIdP maps the errors status() does not know, then defers to it.
 func (s *server) failIdP(c *gin.Context, err error) {
-	if errors.Is(err, bridge.ErrUnknownLoginSource) {
+	switch {
+	case errors.Is(err, bridge.ErrUnknownLoginSource):
 		c.AbortWithStatusJSON(http.StatusNotFound, errBody(bridge.ErrUnknownLoginSource.Error()))
-		return
+	case errors.Is(err, bridge.ErrNoChallenge):
+		c.Header("Allow", http.MethodPost)
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errBody(bridge.ErrNoChallenge.Error()))
+	default:
+		s.fail(c, err)
 	}
-	s.fail(c, err)
 }
