@@ -61,7 +61,10 @@ func parseConv(s string) (bridge.Key, error) {
 		return bridge.Key{}, errBadConv
 	}
 	l, err := strconv.Atoi(n)
-	if err != nil || l < 0 || len(rest) < l+1 || rest[l] != ':' {
+	// l >= len(rest), not len(rest) < l+1: a huge length would overflow.
+	// Only the canonical length ("4", not "04" or "+4") is accepted, so
+	// one conversation has one encoding.
+	if err != nil || l < 0 || strconv.Itoa(l) != n || l >= len(rest) || rest[l] != ':' {
 		return bridge.Key{}, errBadConv
 	}
 	return bridge.Key{Brand: rest[:l], Conversation: rest[l+1:]}, nil
