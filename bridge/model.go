@@ -124,6 +124,10 @@ const (
 	EventConsumerMessage     EventKind = "consumer_message"
 	EventAgentMessage        EventKind = "agent_message"
 	EventConversationClosed  EventKind = "conversation_closed"
+	// EventRefused is a verified event the adapter declines by the
+	// platform's rules (Text: a short fixed reason such as "live_chat"): it
+	// changes nothing and is counted with that reason.
+	EventRefused EventKind = "refused"
 )
 
 // Event is one platform event, verified and parsed by an adapter.

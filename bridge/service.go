@@ -231,6 +231,12 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		log.Info("login link issued", "via", "agent_command")
 		return "link_issued", nil
 
+	case EventRefused:
+		// Declined by the platform's own rule (e.g. live chat where step-up
+		// is messaging only): nothing to store, but counted and said.
+		log.Info("event refused", "reason", ev.Text)
+		return "refused_" + ev.Text, nil
+
 	case EventIdentitySwap:
 		return s.identitySwap(ctx, b, platform, ev, obs)
 

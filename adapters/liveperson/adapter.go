@@ -140,8 +140,9 @@ func (a *Adapter) BindBrand(brand string, sessions bridge.SessionReader) {
 
 // ParseWebhook verifies the request on its raw body, then maps its changes
 // to events. What the bridge does not use (receipts, typing, agent-only
-// messages, other dialogs, live chat) gives no event, on purpose, and is
-// logged at debug level (live chat at info: a brand may expect step-up there).
+// messages, other dialogs) gives no event, on purpose, and is logged at
+// debug level; a conversation on another channel than messaging (live
+// chat) gives an EventRefused, which the service counts.
 // Errors wrap bridge.ErrUnauthenticated or bridge.ErrMalformed; a profile
 // lookup that fails wraps bridge.ErrUnavailable, so that LivePerson retries.
 func (a *Adapter) ParseWebhook(ctx context.Context, req bridge.WebhookRequest) ([]bridge.Event, error) {
@@ -153,11 +154,7 @@ func (a *Adapter) ParseWebhook(ctx context.Context, req bridge.WebhookRequest) (
 		return nil, fmt.Errorf("liveperson webhook: %w", err)
 	}
 	for _, s := range skips {
-		level := slog.LevelDebug
-		if s.notice {
-			level = slog.LevelInfo
-		}
-		a.log.Log(ctx, level, "liveperson: change ignored", "conversation", s.conv, "reason", s.reason)
+		a.log.DebugContext(ctx, "liveperson: change ignored", "conversation", s.conv, "reason", s.reason)
 	}
 	events := make([]bridge.Event, 0, len(items))
 	for _, it := range items {

@@ -56,7 +56,30 @@ type harness struct {
 	svc    *bridge.Service
 	bridge *httptest.Server
 	kids   []string
+	rec    *recorder
 }
+
+// recorder counts the service's event outcomes (the metrics' source).
+type recorder struct {
+	mu       sync.Mutex
+	outcomes map[string]int
+}
+
+func (r *recorder) Event(_, _ string, _ bridge.EventKind, outcome string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcomes[outcome]++
+}
+func (r *recorder) count(outcome string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.outcomes[outcome]
+}
+func (*recorder) LinkIssued(string, string)                      {}
+func (*recorder) Login(string, string)                           {}
+func (*recorder) Code(string, bridge.CodeResult)                 {}
+func (*recorder) SteppedUp(string, string)                       {}
+func (*recorder) Delivery(string, string, bridge.Effect, string) {}
 
 func rsaPEM(t *testing.T) (string, *rsa.PrivateKey) {
 	t.Helper()
@@ -69,7 +92,7 @@ func rsaPEM(t *testing.T) (string, *rsa.PrivateKey) {
 
 func newHarness(t *testing.T, skill string) *harness {
 	t.Helper()
-	h := &harness{t: t}
+	h := &harness{t: t, rec: &recorder{outcomes: map[string]int{}}}
 	h.lp = lptest.NewTest(t, lptest.Config{})
 	h.idp = oidctest.NewTest(t, oidctest.Config{PKCEOptional: true, RedirectURIs: []string{pageRedirect}})
 
@@ -111,6 +134,7 @@ func newHarness(t *testing.T, skill string) *harness {
 			},
 		}},
 		PublicURL: "https://bridge.example",
+		Recorder:  h.rec,
 	})
 	require.NoError(t, err)
 	router, err := httpapi.New(httpapi.Options{Service: h.svc, PublicURL: "https://bridge.example"})
@@ -414,11 +438,11 @@ func TestEndToEndNegative(t *testing.T) {
 	t.Run("live chat conversation", func(t *testing.T) {
 		const lc = "11111111-2222-3333-4444-555555555555"
 		body := strings.Replace(cqm(lc, "anon-lc", "OPEN", 20), `"channelType":"MESSAGING"`, `"channelType":"LIVE_CHAT"`, 1)
-		code, out := h.post(body, nil)
+		code, _ := h.post(body, nil)
 		require.Equal(t, http.StatusOK, code, "acknowledged, or LivePerson would retry for days")
-		assert.EqualValues(t, 0, out["events"])
 		_, err := h.status(lc)
-		assert.ErrorIs(t, err, bridge.ErrNotFound, "step-up is for messaging only")
+		assert.ErrorIs(t, err, bridge.ErrNotFound, "step-up is for messaging only: nothing recorded")
+		assert.Equal(t, 1, h.rec.count("refused_not_messaging"), "counted with its reason")
 	})
 
 	t.Run("swap on a closed conversation", func(t *testing.T) {

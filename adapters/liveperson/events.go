@@ -48,7 +48,9 @@ const (
 	eventIDPrefixConversation = "lp:cqm:"
 )
 
-const notMessaging = "not a messaging conversation"
+// RefusedNotMessaging is the EventRefused reason of a conversation on
+// another channel than messaging (live chat).
+const RefusedNotMessaging = "not_messaging"
 
 type envelope struct {
 	Kind string `json:"kind"`
@@ -110,7 +112,6 @@ type item struct {
 type skipped struct {
 	reason string
 	conv   string
-	notice bool // worth an info line: a brand may expect step-up there
 }
 
 // parse turns a verified body into items, and the changes it ignores on
@@ -148,7 +149,7 @@ func parse(body []byte) ([]item, []skipped, error) {
 		case it != nil:
 			items = append(items, *it)
 		default:
-			skips = append(skips, skipped{reason: skip, conv: conv, notice: strings.HasPrefix(skip, notMessaging)})
+			skips = append(skips, skipped{reason: skip, conv: conv})
 		}
 	}
 	return items, skips, nil
@@ -249,16 +250,19 @@ func parseConversation(raw json.RawMessage, path string) (*item, string, string,
 	if d.MetaDataLastUpdateTs <= 0 {
 		return nil, "", "", malformed(path+".result.conversationDetails.metaDataLastUpdateTs", "required")
 	}
-	for _, dl := range d.Dialogs {
-		if (dl.DialogType == "MAIN" || dl.DialogID == conv) && dl.ChannelType != "" && dl.ChannelType != ChannelMessaging {
-			return nil, conv, notMessaging + " (" + safe(dl.ChannelType) + "): step-up is for messaging only", nil
-		}
-	}
 	ev := bridge.Event{
 		ID:           eventIDPrefixConversation + conv + ":" + strconv.FormatInt(d.MetaDataLastUpdateTs, 10),
 		Conversation: conv,
 		Channel:      channel,
 		At:           millis(d.MetaDataLastUpdateTs),
+	}
+	for _, dl := range d.Dialogs {
+		if (dl.DialogType == "MAIN" || dl.DialogID == conv) && dl.ChannelType != "" && dl.ChannelType != ChannelMessaging {
+			// Step-up is for messaging only, as in LivePerson: refused,
+			// acknowledged (or LivePerson retries for days) and counted.
+			ev.Kind, ev.Text, ev.Channel = bridge.EventRefused, RefusedNotMessaging, strings.ToLower(safe(dl.ChannelType))
+			return &item{ev: ev}, conv, "", nil
+		}
 	}
 	for i, p := range d.Participants {
 		if p.Role == RoleConsumer {

@@ -125,6 +125,32 @@ func TestFlowEdges(t *testing.T) {
 				h.requireNoOutbox()
 			})
 
+			t.Run("agent command on a channel-restricted brand", func(t *testing.T) {
+				h.t = t
+				// globex allows the web channel only; agent messages carry
+				// no channel or consumer: the conversation's own count.
+				web, sms := "conv-"+bridge.RandomString(6), "conv-"+bridge.RandomString(6)
+				h.webhook("globex", started(web, "anon-web", "web"))
+				h.webhook("globex", started(sms, "anon-sms", "sms"))
+				h.drainOutbox()
+
+				h.webhook("globex", agentSays(web, "/verify"))
+				assert.Equal(t, 1, h.session("globex", web).LinksIssued)
+				posts := h.drainOutbox()
+				require.Len(t, posts, 1)
+				assert.Equal(t, bridge.EffectPostMessage, posts[0].Effect)
+				assert.Equal(t, "anon-web", posts[0].Consumer, "the link goes to the conversation's consumer")
+
+				before := h.session("globex", sms)
+				h.webhook("globex", agentSays(sms, "/verify"))
+				after := h.session("globex", sms)
+				assert.Equal(t, 0, after.LinksIssued, "no link on sms")
+				assert.Equal(t, before.State, after.State)
+				h.requireNoOutbox()
+				status, got := h.apiRequest(http.MethodPost, "/api/v1/brands/globex/conversations/"+sms+"/login-links", h.brands["globex"].apiKey, nil)
+				assert.Equal(t, http.StatusUnprocessableEntity, status, "%v", got)
+			})
+
 			t.Run("binding none steps up at the callback", func(t *testing.T) {
 				h.t = t
 				conv, consumer := "conv-"+bridge.RandomString(6), "anon-"+bridge.RandomString(6)

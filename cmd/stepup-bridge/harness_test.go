@@ -206,7 +206,7 @@ func newHarness(t *testing.T, sc storeCase, ho harnessOptions) *harness {
 	env := map[string]string{"IDP_CLIENT_SECRET": h.idp.ClientSecret()}
 	var brandsYAML strings.Builder
 	// acme and globex bind with a confirm code (the default), initech
-	// with binding none.
+	// with binding none; globex steps up on the web channel only.
 	for _, id := range []string{"acme", "globex", "initech"} {
 		bf := &brandFix{id: id, apiKey: id + "-api-key-" + bridge.RandomString(24), webhookSecret: standardtest.NewSecret()}
 		bf.platform = standardtest.NewServer(t, standardtest.NewSecret(), standardtest.Options{Clock: h.clock})
@@ -230,7 +230,10 @@ func newHarness(t *testing.T, sc storeCase, ho harnessOptions) *harness {
       client_id: %[5]s
       client_secret: ${IDP_CLIENT_SECRET}
 `, id, up, bf.platform.URL, h.idp.Issuer(), h.idp.ClientID())
-		if id == "initech" {
+		switch id {
+		case "globex":
+			brandsYAML.WriteString("    step_up:\n      channels: [web]\n")
+		case "initech":
 			brandsYAML.WriteString("    step_up:\n      binding: none\n")
 		}
 	}
