@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -213,12 +214,20 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 			_, err := s.store.Observe(ctx, ev.ID, obs)
 			return outcomeOf(err), err
 		}
-		if !channelAllowed(pol, ev.Channel) {
+		// An agent's message seldom names the channel or the consumer: the
+		// conversation's own decide the policy and receive the link.
+		channel, consumer := ev.Channel, ev.Consumer
+		if channel == "" || consumer == "" {
+			if sess, err := s.store.Get(ctx, key); err == nil {
+				channel, consumer = cmp.Or(channel, sess.Channel), cmp.Or(consumer, sess.Consumer)
+			}
+		}
+		if !channelAllowed(pol, channel) {
 			_, err := s.store.Observe(ctx, ev.ID, obs)
-			log.Warn("agent command refused", "reason", ErrChannelRefused.Error(), "channel", ev.Channel)
+			log.Warn("agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
 			return "refused_channel", err
 		}
-		_, _, err := s.issue(ctx, b, key, ev.ID, &obs, platform, ev.Consumer, true)
+		_, _, err := s.issue(ctx, b, key, ev.ID, &obs, platform, consumer, true)
 		switch {
 		case errors.Is(err, ErrClosed), errors.Is(err, ErrAlreadySteppedUp), errors.Is(err, ErrTooManyLinks):
 			// A refusal is an answer, not a failure: acknowledge the event.
