@@ -20,9 +20,11 @@ count=${COUNT:-6}
 bench=${BENCH:-.}
 pkgs=(
 	./adapters/standard/ # signature verification, event parsing
+	./adapters/liveperson/ # the same for LivePerson notifications
 	./adapters/oidc/     # ID token verification
 	./bridge/memstore/   # the store call, in memory
 	./bridge/redisstore/ # the store call, on Redis
+	./bridge/telemetry/  # log redaction: on every log line
 	./cmd/stepup-bridge/ # the whole webhook path through the router
 )
 
