@@ -13,7 +13,6 @@ import (
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/idpevents"
 	"github.com/stepup-bridge/stepup-bridge/adapters/liveperson"
-	"github.com/stepup-bridge/stepup-bridge/adapters/liveperson"
 	"github.com/stepup-bridge/stepup-bridge/adapters/oidc"
 	"github.com/stepup-bridge/stepup-bridge/adapters/outbound"
 	"github.com/stepup-bridge/stepup-bridge/adapters/standard"

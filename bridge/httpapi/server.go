@@ -123,9 +123,6 @@ func New(o Options) (*gin.Engine, error) {
 	r.POST("/token/:brand", func(c *gin.Context) { s.svc.ServeToken(c.Writer, c.Request, c.Param("brand")) })
 	r.GET("/jwks/:brand", func(c *gin.Context) { s.svc.ServeJWKS(c.Writer, c.Request, c.Param("brand")) })
 
-	r.POST("/token/:brand", func(c *gin.Context) { s.svc.ServeToken(c.Writer, c.Request, c.Param("brand")) })
-	r.GET("/jwks/:brand", func(c *gin.Context) { s.svc.ServeJWKS(c.Writer, c.Request, c.Param("brand")) })
-
 	api := r.Group("/api/v1/brands/:brand", s.apiAuth)
 	api.POST("/conversations/:conversation/login-links", s.createLink)
 	api.GET("/conversations/:conversation", s.status)

@@ -641,7 +641,6 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_scope")
 		return
 	case p.cfg.PKCEOptional && !q.Has("code_challenge") && !q.Has("code_challenge_method"):
-	case p.cfg.PKCEOptional && !q.Has("code_challenge") && !q.Has("code_challenge_method"):
 	case q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43:
 		fail("invalid_request")
 		return
@@ -733,11 +732,6 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	case r.PostForm.Get("redirect_uri") != g.redirectURI:
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
-	case g.challenge == "" && p.cfg.PKCEOptional:
-		if r.PostForm.Has("code_verifier") {
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
 	case g.challenge == "" && p.cfg.PKCEOptional:
 		if r.PostForm.Has("code_verifier") {
 			oauthError(w, http.StatusBadRequest, "invalid_grant")
