@@ -200,6 +200,7 @@ func (b *demoBrowser) signIn(user string) {
 	b.run(chromedp.WaitVisible(chromedp.CSS("form button[type=submit]")), demoTextIn("h1", "Verify your identity"),
 		chromedp.Click(chromedp.CSS("form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS(".banner")), demoTextIn(".banner", "DEVELOPMENT ONLY"), demoTextIn("main", "Alex Morgan"), demoTextIn("main", "C-1001"))
+	b.shot("main", "idp-login.png")
 	button := `button[name="cancel"]`
 	if user != "" {
 		button = fmt.Sprintf(`button[name="user"][value=%q]`, user)
@@ -291,7 +292,19 @@ func TestDemoBrowser(t *testing.T) {
 		if b.eval(`document.documentElement.scrollWidth > window.innerWidth + 1`) {
 			t.Error("the page is wider than a phone screen")
 		}
-		b.shot("#agent", "phone-agent.png")
+		// The agent pane's blocks stack without overlapping.
+		if !b.eval(`(() => {
+			const r = (id) => document.getElementById(id).getBoundingClientRect();
+			return r("agent-notification").bottom <= r("agent-identity").top + 1 && r("agent-identity").bottom <= r("agent-messages").top + 1 && r("agent-messages").bottom <= r("agent-form").top + 1;
+		})()`) {
+			t.Error("the agent pane's blocks overlap on a phone")
+		}
+		// What a phone shows (a viewport capture: an element capture beyond
+		// the viewport garbles the scrolled message list).
+		b.run(chromedp.ScrollIntoView(chromedp.CSS("#agent")))
+		if err := os.WriteFile(filepath.Join(dir, "phone-agent.png"), demoValue(b, chromedp.CaptureScreenshot()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		b.run(chromedp.ResetViewport())
 	})
 
