@@ -246,6 +246,11 @@ func TestAuth0Events(t *testing.T) {
 	assert.True(t, rec.Verified)
 	assert.Equal(t, "auth0-action", rec.Source)
 	assert.Equal(t, hsIssuer, rec.Identity.Issuer)
+	// encodeToken's default lifetime (900 s) is fine: iat bounds the use.
+	require.Equal(t, http.StatusNoContent, h.post(t, "auth0-action", tokenBody(h.hsToken(t, hsSecret, "auth0|900", func(c jwt.MapClaims) {
+		c["exp"] = h.clock.Now().Add(900 * time.Second).Unix()
+	})), nil).Code)
+	require.NotNil(t, h.latest(t, "auth0|900"))
 	// Rotation: the previous Action secret verifies too.
 	require.Equal(t, http.StatusNoContent, h.post(t, "auth0-action", tokenBody(h.hsToken(t, hsSecretOld, "auth0|654322", nil)), nil).Code)
 	require.NotNil(t, h.latest(t, "auth0|654322"))
@@ -265,7 +270,9 @@ func TestAuth0Events(t *testing.T) {
 		{"wrong issuer", hsSecret, func(c jwt.MapClaims) { c["iss"] = "evil.auth0.com" }, "invalid issuer"},
 		{"no exp", hsSecret, func(c jwt.MapClaims) { delete(c, "exp") }, "required claim missing"},
 		{"expired", hsSecret, func(c jwt.MapClaims) { c["exp"] = h.clock.Now().Add(-time.Minute).Unix() }, "expired"},
-		{"lifetime beyond max_event_age", hsSecret, func(c jwt.MapClaims) { c["exp"] = h.clock.Now().Add(24 * time.Hour).Unix() }, "lifetime too long"},
+		{"old iat, exp far away", hsSecret, func(c jwt.MapClaims) {
+			c["iat"], c["exp"] = h.clock.Now().Add(-11*time.Minute).Unix(), h.clock.Now().Add(24*time.Hour).Unix()
+		}, "too old"},
 		{"no iat", hsSecret, func(c jwt.MapClaims) { delete(c, "iat") }, "iat missing"},
 		{"old iat", hsSecret, func(c jwt.MapClaims) { c["iat"] = h.clock.Now().Add(-11 * time.Minute).Unix() }, "too old"},
 		{"no sub", hsSecret, func(c jwt.MapClaims) { delete(c, "sub") }, "invalid sub"},
