@@ -119,6 +119,16 @@ func TestDeliverFailures(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, bridge.IsPermanent(err), "%v", err)
 
+	// A 401 mid-call: the session is dropped and the next call logs in again.
+	logins, _, _, _ := f.Counts()
+	f.FailNext(liveperson.ReqPublishEvent, 401)
+	err = a.Deliver(ctx, entry(bridge.EffectNotifyAgents, "conv-1", "x"))
+	require.Error(t, err)
+	assert.False(t, bridge.IsPermanent(err), "%v", err)
+	require.NoError(t, a.Deliver(ctx, entry(bridge.EffectNotifyAgents, "conv-1", "x")))
+	after, _, _, _ := f.Counts()
+	assert.Equal(t, logins+1, after)
+
 	// A 5xx passes with time.
 	f.FailNext(liveperson.ReqPublishEvent, 503)
 	err = a.Deliver(ctx, entry(bridge.EffectNotifyAgents, "conv-1", "x"))

@@ -333,8 +333,18 @@ func (c *AgentClient) withConn(ctx context.Context, fn func(*conn, *agentSession
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetDeadline(dl)
 	}
-	return fn(&conn{ws: ws}, s)
+	err = fn(&conn{ws: ws}, s)
+	var we *wsError
+	if errors.Is(err, errConnLost) || errors.As(err, &we) && (we.Code == 401 || we.Code == 403) {
+		// The session may have ended under us (LivePerson closes the socket
+		// with 4401/4407): the next call logs in afresh.
+		c.dropSession(s)
+	}
+	return err
 }
+
+// errConnLost: the websocket failed mid-call.
+var errConnLost = errors.New("connection lost or timed out")
 
 func (c *AgentClient) dial(ctx context.Context, host, bearer string) (*websocket.Conn, error) {
 	// The bearer is part of the URL (as LivePerson defines it): never log
@@ -365,12 +375,12 @@ func (k *conn) call(typ string, body, metadata any) (json.RawMessage, error) {
 	k.next++
 	id := strconv.Itoa(k.next)
 	if err := websocket.JSON.Send(k.ws, wsRequest{Kind: "req", ID: id, Type: typ, Body: body, Metadata: metadata}); err != nil {
-		return nil, fmt.Errorf("liveperson: %s: send failed", typ)
+		return nil, fmt.Errorf("liveperson: %s: send: %w", typ, errConnLost)
 	}
 	for {
 		var raw []byte
 		if err := websocket.Message.Receive(k.ws, &raw); err != nil {
-			return nil, fmt.Errorf("liveperson: %s: no response (connection closed or timed out)", typ)
+			return nil, fmt.Errorf("liveperson: %s: no response: %w", typ, errConnLost)
 		}
 		var r wsResponse
 		if json.Unmarshal(raw, &r) != nil || r.Kind != "resp" || r.ReqID != id {
