@@ -25,7 +25,7 @@ func TestPlatformOutageThenRecovery(t *testing.T) {
 
 	e.proxy.setMode("unavailable")
 	s := e.sender()
-	require.NoError(t, <-s.burst(ctx, convs), "webhooks are acknowledged after the durable write, platform down or not")
+	require.NoError(t, <-s.burst(ctx, convs, 0), "webhooks are acknowledged after the durable write, platform down or not")
 	eventually(t, 30*time.Second, "an attempt per entry against the 503s", func() bool { return e.proxy.count("unavailable") >= len(convs) })
 
 	e.proxy.setMode("hang")
@@ -36,11 +36,12 @@ func TestPlatformOutageThenRecovery(t *testing.T) {
 
 	e.proxy.setMode("pass")
 	e.waitDelivered(convs, 60*time.Second)
-	e.requireExactlyOnce(convs)
-	// Only the calls whose answers were lost were sent again after the
-	// platform had accepted them; it recognised their webhook-id.
-	assert.GreaterOrEqual(t, e.platform.Duplicates(), e.proxy.lostIDs())
+	// Drained: every entry acknowledged, the lost answers' entries too.
 	e.requireDrained()
+	e.requireExactlyOnce(convs)
+	// The calls whose answers were lost were sent again after the platform
+	// had accepted them; it recognised their webhook-id.
+	assert.GreaterOrEqual(t, e.platform.Duplicates(), e.proxy.lostIDs())
 	t.Logf("%d effects; platform saw %d 503s, %d timeouts, %d lost answers (%d entries), %d requests; %d duplicate deliveries absorbed by the idempotency key",
 		len(convs), e.proxy.count("unavailable"), e.proxy.count("hang"), e.proxy.count("lost"), e.proxy.lostIDs(), e.platform.Requests(), e.platform.Duplicates())
 }
@@ -55,11 +56,12 @@ func TestBridgeKilledMidBurst(t *testing.T) {
 	convs := conversations("kill", 80)
 	// Latency between the platform's acceptance and the bridge hearing of
 	// it: a kill then lands between a delivered call and its Ack.
-	e.proxy.delay.Store(int64(40 * time.Millisecond))
+	e.proxy.delay.Store(int64(250 * time.Millisecond))
 
 	s := e.sender()
-	done := s.burst(ctx, convs)
-	eventually(t, 60*time.Second, "a burst under way", func() bool { return s.acked() >= 25 && len(e.linkPosts()) >= 5 })
+	// 50 step-ups a second: the kill lands while webhooks still arrive.
+	done := s.burst(ctx, convs, 20*time.Millisecond)
+	eventually(t, 60*time.Second, "a burst under way", func() bool { return s.acked() >= 25 && len(e.linkPosts()) >= 3 })
 	e.kill()
 	delivered, acked := len(e.linkPosts()), s.acked()
 	require.Less(t, acked, len(convs), "killed after the burst ended: the test tests nothing")
@@ -71,8 +73,8 @@ func TestBridgeKilledMidBurst(t *testing.T) {
 	require.NoError(t, <-done)
 	// The dead process' leased entries come back after claim_idle (3s).
 	e.waitDelivered(convs, 90*time.Second)
-	e.requireExactlyOnce(convs)
 	e.requireDrained()
+	e.requireExactlyOnce(convs)
 	t.Logf("%d effects exactly once; %d redeliveries absorbed by the idempotency key; platform saw %d requests",
 		len(convs), e.platform.Duplicates(), e.platform.Requests())
 }
@@ -88,7 +90,7 @@ func TestRedisRestartedMidBurst(t *testing.T) {
 	e.proxy.delay.Store(int64(20 * time.Millisecond))
 
 	s := e.sender()
-	done := s.burst(ctx, convs)
+	done := s.burst(ctx, convs, 20*time.Millisecond)
 	eventually(t, 60*time.Second, "a burst under way", func() bool { return s.acked() >= 20 })
 	e.redis.kill()
 	down := time.Now()
@@ -99,8 +101,8 @@ func TestRedisRestartedMidBurst(t *testing.T) {
 
 	require.NoError(t, <-done)
 	e.waitDelivered(convs, 90*time.Second)
-	e.requireExactlyOnce(convs)
 	e.requireDrained()
+	e.requireExactlyOnce(convs)
 
 	during := 0
 	for _, a := range s.attempts() {
@@ -139,7 +141,7 @@ func TestPermanentRejectionDeadLettersAndReplay(t *testing.T) {
 
 	e.platform.FailNext(len(convs), http.StatusUnprocessableEntity)
 	s := e.sender()
-	require.NoError(t, <-s.burst(ctx, convs))
+	require.NoError(t, <-s.burst(ctx, convs, 0))
 	eventually(t, 30*time.Second, "dead letters", func() bool { return e.stats().DeadLetters == int64(len(convs)) })
 	require.Equal(t, len(convs), e.platform.Requests(), "one attempt per entry, none repeated")
 	assert.Equal(t, float64(len(convs)), e.metric(`stepup_outbox_deliveries_total{brand="acme",effect="post_message",outcome="dead_letter",platform="standard"}`))
@@ -199,8 +201,8 @@ func TestPermanentRejectionDeadLettersAndReplay(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &replayed), out)
 	assert.Len(t, replayed.Results, len(convs)-1)
 	e.waitDelivered(convs, 30*time.Second)
-	e.requireExactlyOnce(convs)
 	e.requireDrained()
+	e.requireExactlyOnce(convs)
 
 	// Replaying what is gone fails, clearly and with a non-zero exit.
 	out, _, err = e.cli("replay", listed.DeadLetters[0].ID)

@@ -484,9 +484,10 @@ func (s *sender) attempts() []attempt {
 	return append([]attempt(nil), s.log...)
 }
 
-// burst sends the events of convs one after the other in the background;
-// the returned channel yields the first error (or nil) when all are done.
-func (s *sender) burst(ctx context.Context, convs []string) <-chan error {
+// burst sends the events of convs one after the other in the background,
+// pace apart; the returned channel yields the first error (or nil) when
+// all are done.
+func (s *sender) burst(ctx context.Context, convs []string, pace time.Duration) <-chan error {
 	out := make(chan error, 1)
 	go func() {
 		for _, c := range convs {
@@ -494,6 +495,7 @@ func (s *sender) burst(ctx context.Context, convs []string) <-chan error {
 				out <- err
 				return
 			}
+			time.Sleep(pace)
 		}
 		out <- nil
 	}()
