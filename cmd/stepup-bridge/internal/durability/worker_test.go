@@ -32,24 +32,37 @@ type storeKind struct {
 	new  func(t *testing.T) (bridge.Store, func() (dead int64, depth int64))
 }
 
-var storeKinds = []storeKind{
-	{"memory", func(t *testing.T) (bridge.Store, func() (int64, int64)) {
+// storeKinds: memory, standalone Redis, and Redis Cluster when
+// STEPUP_REDIS_CLUSTER is set (skipped otherwise).
+func storeKinds() []storeKind {
+	kinds := []storeKind{{"memory", func(t *testing.T) (bridge.Store, func() (int64, int64)) {
 		s := memstore.New(memstore.Options{ClaimTimeout: lease})
 		return s, func() (int64, int64) {
 			st, err := s.OutboxStats(context.Background())
 			require.NoError(t, err)
 			return st.Dead, st.Ready + st.Delayed
 		}
-	}},
-	{"redis", func(t *testing.T) (bridge.Store, func() (int64, int64)) {
-		c := redistest.Client(t, redistest.StandaloneAddr())
-		s := redistest.Store(t, c, redisstore.Options{ClaimTimeout: lease, PollInterval: 50 * time.Millisecond})
-		return s, func() (int64, int64) {
-			st, err := s.OutboxStats(context.Background())
-			require.NoError(t, err)
-			return st.Dead, st.Depth()
-		}
-	}},
+	}}}
+	for _, target := range redistest.Targets() {
+		kinds = append(kinds, storeKind{"redis-" + target.Name, func(t *testing.T) (bridge.Store, func() (int64, int64)) {
+			s := redisStore(t, target)
+			return s, func() (int64, int64) {
+				st, err := s.OutboxStats(context.Background())
+				require.NoError(t, err)
+				return st.Dead, st.Depth()
+			}
+		}})
+	}
+	return kinds
+}
+
+func redisStore(t *testing.T, target redistest.Target) *redisstore.Store {
+	t.Helper()
+	if target.Skip != "" {
+		t.Skip(target.Skip)
+	}
+	c := redistest.Client(t, target.Addrs...)
+	return redistest.Store(t, c, redisstore.Options{ClaimTimeout: lease, PollInterval: 50 * time.Millisecond})
 }
 
 // scriptedPlatform answers each entry's n-th call (1-based) with answer,
@@ -179,7 +192,7 @@ func policy(workers, maxAttempts int) bridge.DeliveryPolicy {
 var errUnavailable = errors.New("platform: 503 Service Unavailable")
 
 func TestWorkers(t *testing.T) {
-	for _, k := range storeKinds {
+	for _, k := range storeKinds() {
 		t.Run(k.name, func(t *testing.T) {
 			t.Run("transient failures then success: once each", func(t *testing.T) {
 				f := newWorkerFix(t, k, &scriptedPlatform{answer: func(n int) error {
@@ -239,8 +252,12 @@ func TestWorkers(t *testing.T) {
 // entry after another worker scheduled a retry of it; the retried copy is
 // removed by the check before its attempt instead of being delivered again.
 func TestRedisCompletionMarker(t *testing.T) {
-	c := redistest.Client(t, redistest.StandaloneAddr())
-	s := redistest.Store(t, c, redisstore.Options{ClaimTimeout: lease})
+	for _, target := range redistest.Targets() {
+		t.Run(target.Name, func(t *testing.T) { testCompletionMarker(t, redisStore(t, target)) })
+	}
+}
+
+func testCompletionMarker(t *testing.T, s *redisstore.Store) {
 	ctx := context.Background()
 	f := &workerFix{t: t, store: s}
 	f.enqueue(1)
