@@ -522,9 +522,22 @@ func (s *Store) Bury(_ context.Context, d bridge.Delivery, reason string) error 
 		return nil
 	}
 	delete(s.outbox, d.Handle)
+	if len(s.dead) >= MaxDeadLetters {
+		// Bounded like the Redis store's dead letters: the oldest goes.
+		var oldest string
+		for id, dl := range s.dead {
+			if oldest == "" || dl.At.Before(s.dead[oldest].At) {
+				oldest = id
+			}
+		}
+		delete(s.dead, oldest)
+	}
 	s.dead[d.Handle] = DeadLetter{Entry: it.entry, Attempts: it.attempt, Reason: reason, At: s.opts.Clock.Now()}
 	return nil
 }
+
+// MaxDeadLetters caps the dead letters kept in memory.
+const MaxDeadLetters = 10000
 
 // DeadLetters lists buried entries, oldest first.
 func (s *Store) DeadLetters() []DeadLetter {

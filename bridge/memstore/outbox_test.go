@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -165,4 +166,18 @@ func TestOutboxStatsOldestAge(t *testing.T) {
 	st := f.stats()
 	assert.Equal(t, int64(2), st.Ready)
 	assert.Equal(t, 90*time.Second, st.OldestAge)
+}
+
+func TestOutboxDeadLettersAreBounded(t *testing.T) {
+	f := newOutboxFix(t)
+	for i := range memstore.MaxDeadLetters + 2 {
+		f.clock.Advance(time.Millisecond)
+		f.enqueue("e" + strconv.Itoa(i))
+		ds := f.claim("w1")
+		require.Len(t, ds, 1)
+		require.NoError(t, f.s.Bury(f.ctx, ds[0], "400"))
+	}
+	dls := f.s.DeadLetters()
+	require.Len(t, dls, memstore.MaxDeadLetters)
+	assert.Equal(t, "e2", dls[0].Entry.ID, "the oldest went first")
 }
