@@ -96,19 +96,18 @@ type brandFix struct {
 // harness is a running bridge (real TLS listener, real config parsing,
 // build()), an oidctest provider and a checking fake platform per brand.
 type harness struct {
-	t        *testing.T
-	ctx      context.Context
-	clock    *fakeClock
-	idp      *oidctest.Provider
-	app      *App
-	url      string // public URL, https
-	brands   map[string]*brandFix
-	logs     *syncBuffer
-	rt       http.RoundTripper // trusts the bridge's certificate
-	api      *http.Client
-	workers  bool
-	maxBody  int64
-	clientID string
+	t       *testing.T
+	ctx     context.Context
+	clock   *fakeClock
+	idp     *oidctest.Provider
+	app     *App
+	url     string // public URL, https
+	brands  map[string]*brandFix
+	logs    *syncBuffer
+	rt      http.RoundTripper // trusts the bridge's certificate
+	api     *http.Client
+	workers bool
+	maxBody int64
 	// secrets seen during the run (tickets, cookies, state, nonce, codes)
 	// that must never reach a log line.
 	secrets []string
@@ -259,7 +258,6 @@ store:
 brands:%s`, h.url, h.maxBody, store, brandsYAML.String())
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err, "config:\n%s", yaml)
-	h.clientID = h.idp.ClientID()
 	h.cfg, h.prefix = cfg, prefix
 	h.log = telemetry.NewLogger(h.logs, "json", "debug")
 	cert, pool := selfSigned(t)
