@@ -56,21 +56,23 @@ func (s *sender) send(ctx context.Context, r request) (int, []byte, error) {
 
 // phaseResult is one measured phase.
 type phaseResult struct {
-	Name        string             `json:"name"`
-	Server      string             `json:"server"` // baseline | bridge
-	Mode        string             `json:"mode"`   // closed (as fast as possible) | open (fixed rate)
-	Concurrency int                `json:"concurrency"`
-	TargetRate  float64            `json:"target_rate,omitempty"`
-	Seconds     float64            `json:"seconds"`
-	Sent        uint64             `json:"sent"`
-	OK          uint64             `json:"ok"`
-	Errors      map[string]uint64  `json:"errors,omitempty"`
-	Throughput  float64            `json:"throughput_rps"`
-	Latency     summary            `json:"latency"`
-	ByKind      map[string]uint64  `json:"by_kind"`
-	Redis       *redisDelta        `json:"redis,omitempty"`
-	RSS         *rssSummary        `json:"rss,omitempty"`
-	Extra       map[string]float64 `json:"extra,omitempty"`
+	Name        string            `json:"name"`
+	Server      string            `json:"server"` // baseline | bridge
+	Mode        string            `json:"mode"`   // closed (as fast as possible) | open (fixed rate)
+	Concurrency int               `json:"concurrency"`
+	TargetRate  float64           `json:"target_rate,omitempty"`
+	Seconds     float64           `json:"seconds"`
+	Sent        uint64            `json:"sent"`
+	OK          uint64            `json:"ok"`
+	Errors      map[string]uint64 `json:"errors,omitempty"`
+	Throughput  float64           `json:"throughput_rps"`
+	Latency     summary           `json:"latency"`
+	ByKind      map[string]uint64 `json:"by_kind"`
+	Redis       *redisDelta       `json:"redis,omitempty"`
+	RSS         *rssSummary       `json:"rss,omitempty"`
+	// CPU is the cores each process used during the phase (of 2 here).
+	CPU   map[string]float64 `json:"cpu_cores,omitempty"`
+	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
 // tally is one worker's counts.

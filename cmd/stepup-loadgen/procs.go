@@ -254,3 +254,51 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// cpuSeconds is the user+system CPU time a process has used (/proc/PID/stat,
+// clock ticks of 1/100 s).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields start after the last ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// cpuMeter measures the cores a set of processes used over a phase.
+type cpuMeter struct {
+	pids  map[string]int
+	start map[string]float64
+	t0    time.Time
+}
+
+func startCPU(pids map[string]int) *cpuMeter {
+	m := &cpuMeter{pids: pids, start: map[string]float64{}, t0: time.Now()}
+	for k, p := range pids {
+		m.start[k] = cpuSeconds(p)
+	}
+	return m
+}
+
+// cores returns, per process, CPU seconds per wall second since start.
+func (m *cpuMeter) cores() map[string]float64 {
+	el := time.Since(m.t0).Seconds()
+	out := map[string]float64{}
+	for k, p := range m.pids {
+		if p > 0 && el > 0 {
+			out[k] = (cpuSeconds(p) - m.start[k]) / el
+		}
+	}
+	return out
+}

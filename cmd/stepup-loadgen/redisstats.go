@@ -22,6 +22,7 @@ func readCmdStats(ctx context.Context, c *redis.Client) (cmdStats, error) {
 		return nil, err
 	}
 	out := cmdStats{}
+	// usec of each command is kept under "<name>.usec".
 	for _, line := range strings.Split(info, "\n") {
 		line = strings.TrimSpace(line)
 		name, rest, ok := strings.Cut(line, ":")
@@ -32,6 +33,10 @@ func readCmdStats(ctx context.Context, c *redis.Client) (cmdStats, error) {
 			if v, ok := strings.CutPrefix(kv, "calls="); ok {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				out[strings.TrimPrefix(name, "cmdstat_")] = n
+			}
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out[strings.TrimPrefix(name, "cmdstat_")+".usec"] = n
 			}
 		}
 	}
@@ -47,8 +52,21 @@ func (a cmdStats) minus(b cmdStats) cmdStats {
 	}
 	// Our own probes are not the bridge's.
 	delete(d, "info")
+	delete(d, "info.usec")
 	delete(d, "client|list")
+	delete(d, "client|list.usec")
 	return d
+}
+
+// calls drops the ".usec" entries.
+func (d cmdStats) calls() cmdStats {
+	out := cmdStats{}
+	for k, v := range d {
+		if !strings.HasSuffix(k, ".usec") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // scriptInner are commands the store runs inside its Lua scripts. Of
@@ -76,6 +94,11 @@ type redisDelta struct {
 	TopLevelPerEvent   float64 `json:"top_level_per_event"`
 	EvalshaPerEvent    float64 `json:"evalsha_per_event_minus_background"`
 	AllCommandsPerEvnt float64 `json:"all_commands_per_event"`
+	// EvalshaUsec is Redis's own time per EVALSHA (commandstats usec/calls,
+	// scripts' inner commands included); RedisBusy the share of one core
+	// Redis spent executing the phase's top-level commands.
+	EvalshaUsec float64 `json:"evalsha_usec_per_call"`
+	RedisBusy   float64 `json:"redis_busy_share_of_a_core"`
 }
 
 func topLevel(d cmdStats) int64 {
@@ -91,8 +114,21 @@ func topLevel(d cmdStats) int64 {
 func scripts(d cmdStats) int64 { return d["evalsha"] + d["eval"] + d["evalsha_ro"] + d["eval_ro"] }
 
 func delta(before, after cmdStats, events uint64, secs float64, bg background) *redisDelta {
-	d := after.minus(before)
+	full := after.minus(before)
+	d := full.calls()
 	r := &redisDelta{Commands: d, TopLevel: topLevel(d), BackgroundPerSec: bg.topPerSec}
+	if n := d["evalsha"]; n > 0 {
+		r.EvalshaUsec = float64(full["evalsha.usec"]) / float64(n)
+	}
+	if secs > 0 {
+		var us int64
+		for k, v := range full {
+			if strings.HasSuffix(k, ".usec") && !scriptInner[strings.TrimSuffix(k, ".usec")] {
+				us += v
+			}
+		}
+		r.RedisBusy = float64(us) / 1e6 / secs
+	}
 	if events > 0 {
 		var all int64
 		for _, v := range d {
@@ -130,7 +166,7 @@ func measureBackground(ctx context.Context, c *redis.Client, d time.Duration) (b
 		return background{}, err
 	}
 	secs := time.Since(start).Seconds()
-	dd := b.minus(a)
+	dd := b.minus(a).calls()
 	return background{topPerSec: float64(topLevel(dd)) / secs, scriptsPerSec: float64(scripts(dd)) / secs, commands: dd, secs: secs}, nil
 }
 

@@ -58,12 +58,21 @@ func writeReport(w io.Writer, rep *report) {
 	fmt.Fprintln(w)
 	for _, p := range rep.Phases {
 		if p.Redis != nil {
-			fmt.Fprintf(w, "%s — Redis: top-level commands/event %.3f (idle background %.0f/s subtracted), EVALSHA/event %.3f, all commands/event (incl. inside scripts) %.2f; %s\n\n",
-				p.Name, p.Redis.TopLevelPerEvent, p.Redis.BackgroundPerSec, p.Redis.EvalshaPerEvent, p.Redis.AllCommandsPerEvnt, cmdLine(p.Redis.Commands))
+			fmt.Fprintf(w, "%s — Redis: top-level commands/event %.3f (idle background %.0f/s subtracted), EVALSHA/event %.3f, all commands/event (incl. inside scripts) %.2f; Redis time per EVALSHA %.1f µs, Redis busy %.0f%% of a core; %s\n\n",
+				p.Name, p.Redis.TopLevelPerEvent, p.Redis.BackgroundPerSec, p.Redis.EvalshaPerEvent, p.Redis.AllCommandsPerEvnt, p.Redis.EvalshaUsec, p.Redis.RedisBusy*100, cmdLine(p.Redis.Commands))
 		}
 		if p.RSS != nil {
 			fmt.Fprintf(w, "%s — %s RSS: start %.1f MB, end %.1f MB, max %.1f MB, trend over the second half %+.2f MB/min (%d samples)\n\n",
 				p.Name, p.Server, p.RSS.StartMB, p.RSS.EndMB, p.RSS.MaxMB, p.RSS.SlopeMBPerMin, p.RSS.Samples)
+		}
+		if len(p.CPU) > 0 {
+			per := map[string]float64{}
+			for k, v := range p.CPU {
+				if p.Throughput > 0 {
+					per[k] = v * 1e6 / p.Throughput
+				}
+			}
+			fmt.Fprintf(w, "%s — CPU cores used: %s; CPU µs per request: %s\n\n", p.Name, floatLine2(p.CPU), floatLine(per))
 		}
 		fmt.Fprintf(w, "%s — events sent: %s\n\n", p.Name, countLine(p.ByKind))
 	}
@@ -137,6 +146,14 @@ func floatLine(m map[string]float64) string {
 	var parts []string
 	for _, k := range sortedKeys(m) {
 		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func floatLine2(m map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -194,10 +194,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		for _, pl := range o.platforms {
 			g := newGen(pl, "lg"+run+"b"+pl[:2])
 			closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
+			cpu := startCPU(map[string]int{"server": p.pid(), "loadgen": os.Getpid()})
 			t0 := time.Now()
 			t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
 			el := time.Since(t0)
 			r := t.result("baseline max ("+pl+")", "baseline", "closed", o.conc, 0, el)
+			r.CPU = cpu.cores()
 			r.RSS = rss.window(t0, time.Now())
 			rep.Phases = append(rep.Phases, r)
 			l.phase(r)
@@ -290,6 +292,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
+	redisPID := 0
+	if rc != nil {
+		if v, err := infoField(ctx, rc, "server", "process_id"); err == nil {
+			redisPID, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
 	s := &sender{base: base, client: newClient(max(o.conc, 256)), sign: sign}
 	// One stream per platform for all bridge phases: conversations go on
 	// from the warm-up into the measured phases.
@@ -305,10 +313,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if rc != nil {
 			before, _ = readCmdStats(ctx, rc)
 		}
+		cpu := startCPU(map[string]int{"server": bp.pid(), "loadgen": os.Getpid(), "redis": redisPID})
 		t0 := time.Now()
 		t := do()
 		el := time.Since(t0)
 		r := t.result(name, "bridge", mode, conc, rate, el)
+		r.CPU = cpu.cores()
 		if rc != nil {
 			after, _ := readCmdStats(ctx, rc)
 			r.Redis = delta(before, after, t.ok, el.Seconds(), bg)
