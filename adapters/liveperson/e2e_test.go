@@ -35,6 +35,8 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
 	"github.com/stepup-bridge/stepup-bridge/bridge/memstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -90,8 +92,12 @@ func rsaPEM(t *testing.T) (string, *rsa.PrivateKey) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), k
 }
 
-func newHarness(t *testing.T, skill string) *harness {
+func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 	t.Helper()
+	var store bridge.Store = memstore.New(memstore.Options{})
+	if len(stores) > 0 {
+		store = stores[0]
+	}
 	h := &harness{t: t, rec: &recorder{outcomes: map[string]int{}}}
 	h.lp = lptest.NewTest(t, lptest.Config{})
 	h.idp = oidctest.NewTest(t, oidctest.Config{PKCEOptional: true, RedirectURIs: []string{pageRedirect}})
@@ -124,7 +130,7 @@ func newHarness(t *testing.T, skill string) *harness {
 	note := template.Must(template.New("n").Parse("Step-up: {{.Name}} ({{.Subject}}) verified by {{.Provider}} with {{.AMRText}} at {{.VerifiedAt}}"))
 	link := template.Must(template.New("l").Parse("{{.URL}}"))
 	h.svc, err = bridge.NewService(bridge.Options{
-		Store: memstore.New(memstore.Options{}),
+		Store: store,
 		Brands: []*bridge.Brand{{
 			ID: "acme", Platforms: map[string]bridge.Platform{"liveperson": a}, Identity: provider,
 			Policy: bridge.Policy{
@@ -249,100 +255,129 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 	require.Eventually(t, cond, 5*time.Second, 10*time.Millisecond, msg)
 }
 
-func TestEndToEndNativeStepUp(t *testing.T) {
-	for _, skill := range []string{authedSkill, ""} {
-		name := "with skill transfer"
-		if skill == "" {
-			name = "without skill"
-		}
-		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, skill)
-			const conv, anon, authed = "5491244f-e462-4c63-bf4e-faf4b2d3e7b5", "ade26082b1185839d17e0794924c1a0005cf5663e7c35e38f80dd8552a1a96e5", "f00dcafe0000000000000000000000000000000000000000000000000000beef"
-			h.lp.OpenConversation(conv)
-
-			// The unauthenticated consumer starts; messages flow (one with emoji).
-			code, out := h.post(cqm(conv, anon, "OPEN", 1528371161882), nil)
-			require.Equal(t, http.StatusOK, code, out)
-			code, _ = h.post(msgText(conv, anon, "CONSUMER", 0, "Hallo 👋, ich möchte mein Konto prüfen"), nil)
-			require.Equal(t, http.StatusOK, code)
-			code, _ = h.post(msgText(conv, "29c3019d-fe0b-5200-afe8-737abfeae4b4", "ASSIGNED_AGENT", 1, "Please log in"), nil)
-			require.Equal(t, http.StatusOK, code)
-			sess, err := h.status(conv)
-			require.NoError(t, err)
-			assert.Equal(t, bridge.StateAnonymous, sess.State)
-			assert.Equal(t, anon, sess.Consumer)
-
-			// The consumer logs in on the brand's page; LivePerson posts the code.
-			before := h.idp.TokenRequests()
-			code, tok := h.token(connectorID, connectorSecret, h.pageLogin(oidctest.User{
-				Subject: "user-42", Name: "Alice Example", Email: "alice@example.test", EmailVerified: true, AMR: []string{"pwd", "otp"},
-			}))
-			require.Equal(t, http.StatusOK, code, tok)
-			assert.Equal(t, before+1, h.idp.TokenRequests(), "the IdP was asked for the code")
-			assert.Equal(t, "Bearer", tok["token_type"])
-			assert.NotEmpty(t, tok["access_token"])
-			claims := h.verifyIDToken(tok["id_token"].(string))
-			assert.Equal(t, "user-42", claims["sub"])
-			assert.Equal(t, "alice@example.test", claims["email"])
-			sdes, _ := json.Marshal(claims["lp_sdes"])
-			assert.JSONEq(t, `[{"type":"ctmrinfo","info":{"customerId":"user-42"}},{"type":"personal","personal":{"firstname":"Alice Example","contacts":[{"email":"alice@example.test"}]}}]`, string(sdes))
-			hdr, _, err := jwt.NewParser().ParseUnverified(tok["id_token"].(string), jwt.MapClaims{})
-			require.NoError(t, err)
-			assert.Equal(t, "acme-2026-11", hdr.Header["kid"], "the first key signs")
-			assert.Contains(t, h.kids, "acme-2026-11")
-
-			// LivePerson authenticates the consumer with that token: the new
-			// consumer's profile carries the token's lp_sdes.
-			h.lp.SetProfile(authed, map[string]any{"authenticatedData": map[string]any{"lp_sdes": claims["lp_sdes"]}})
-
-			// The swap arrives, with a duplicate and out-of-order copies.
-			swap := cqm(conv, authed, "OPEN", 1528371195521)
-			code, out = h.post(swap, nil)
-			require.Equal(t, http.StatusOK, code, out)
-			assert.EqualValues(t, 1, out["events"])
-			code, out = h.post(swap, nil)
-			require.Equal(t, http.StatusOK, code)
-			assert.EqualValues(t, 1, out["duplicates"])
-			code, _ = h.post(cqm(conv, anon, "OPEN", 1528371170000), nil) // older, delayed
-			require.Equal(t, http.StatusOK, code)
-			code, _ = h.post(cqm(conv, authed, "OPEN", 1528371199999), nil) // a later change
-			require.Equal(t, http.StatusOK, code)
-			var wg sync.WaitGroup
-			for range 4 { // concurrent redeliveries
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					h.post(swap, nil)
-				}()
+// stores are the state stores the end-to-end test runs on: memory, and the
+// Redis deployments of redistest (standalone always; Cluster when set up).
+func stores() []struct {
+	name string
+	make func(t *testing.T) bridge.Store
+} {
+	out := []struct {
+		name string
+		make func(t *testing.T) bridge.Store
+	}{{"memory", func(*testing.T) bridge.Store { return memstore.New(memstore.Options{}) }}}
+	for _, tg := range redistest.Targets() {
+		out = append(out, struct {
+			name string
+			make func(t *testing.T) bridge.Store
+		}{"redis-" + tg.Name, func(t *testing.T) bridge.Store {
+			if tg.Skip != "" {
+				t.Skip(tg.Skip)
 			}
-			wg.Wait()
-
-			sess, err = h.status(conv)
-			require.NoError(t, err)
-			require.Equal(t, bridge.StateSteppedUp, sess.State)
-			assert.Equal(t, "user-42", sess.Identity.Subject)
-			assert.Equal(t, "Acme login", sess.Identity.Provider, "correlated with the recorded login, not just the platform's word")
-			assert.Equal(t, []string{"pwd", "otp"}, sess.Identity.AMR)
-
-			// Exactly one agent-only note with the verified identity, and the transfer.
-			eventually(t, func() bool { return len(h.lp.Messages()) >= 1 }, "agent note")
-			if skill != "" {
-				eventually(t, func() bool { return len(h.lp.Transfers()) >= 1 }, "skill transfer")
-			}
-			time.Sleep(300 * time.Millisecond) // room for a wrong second delivery
-			msgs := h.lp.Messages()
-			require.Len(t, msgs, 1)
-			assert.Equal(t, liveperson.AudienceAgentsManagers, msgs[0].Audience)
-			assert.Contains(t, msgs[0].Text, "Step-up: Alice Example (user-42) verified by Acme login with pwd, otp at ")
-			assert.NotContains(t, msgs[0].Text, "alice@example.test")
-			if skill != "" {
-				assert.Equal(t, []lptest.Transfer{{Conversation: conv, Skill: authedSkill}}, h.lp.Transfers())
-			} else {
-				assert.Empty(t, h.lp.Transfers())
-			}
-			assert.Empty(t, h.lp.Violations())
-		})
+			return redistest.Store(t, redistest.Client(t, tg.Addrs...), redisstore.Options{})
+		}})
 	}
+	return out
+}
+
+func TestEndToEndNativeStepUp(t *testing.T) {
+	for _, st := range stores() {
+		for _, skill := range []string{authedSkill, ""} {
+			name := st.name + "/with skill transfer"
+			if skill == "" {
+				name = st.name + "/without skill"
+			}
+			t.Run(name, func(t *testing.T) {
+				testNativeStepUp(t, newHarness(t, skill, st.make(t)), skill)
+			})
+		}
+	}
+}
+
+func testNativeStepUp(t *testing.T, h *harness, skill string) {
+	const conv, anon, authed = "5491244f-e462-4c63-bf4e-faf4b2d3e7b5", "ade26082b1185839d17e0794924c1a0005cf5663e7c35e38f80dd8552a1a96e5", "f00dcafe0000000000000000000000000000000000000000000000000000beef"
+	h.lp.OpenConversation(conv)
+
+	// The unauthenticated consumer starts; messages flow (one with emoji).
+	code, out := h.post(cqm(conv, anon, "OPEN", 1528371161882), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	code, _ = h.post(msgText(conv, anon, "CONSUMER", 0, "Hallo 👋, ich möchte mein Konto prüfen"), nil)
+	require.Equal(t, http.StatusOK, code)
+	code, _ = h.post(msgText(conv, "29c3019d-fe0b-5200-afe8-737abfeae4b4", "ASSIGNED_AGENT", 1, "Please log in"), nil)
+	require.Equal(t, http.StatusOK, code)
+	sess, err := h.status(conv)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.StateAnonymous, sess.State)
+	assert.Equal(t, anon, sess.Consumer)
+
+	// The consumer logs in on the brand's page; LivePerson posts the code.
+	before := h.idp.TokenRequests()
+	code, tok := h.token(connectorID, connectorSecret, h.pageLogin(oidctest.User{
+		Subject: "user-42", Name: "Alice Example", Email: "alice@example.test", EmailVerified: true, AMR: []string{"pwd", "otp"},
+	}))
+	require.Equal(t, http.StatusOK, code, tok)
+	assert.Equal(t, before+1, h.idp.TokenRequests(), "the IdP was asked for the code")
+	assert.Equal(t, "Bearer", tok["token_type"])
+	assert.NotEmpty(t, tok["access_token"])
+	claims := h.verifyIDToken(tok["id_token"].(string))
+	assert.Equal(t, "user-42", claims["sub"])
+	assert.Equal(t, "alice@example.test", claims["email"])
+	sdes, _ := json.Marshal(claims["lp_sdes"])
+	assert.JSONEq(t, `[{"type":"ctmrinfo","info":{"customerId":"user-42"}},{"type":"personal","personal":{"firstname":"Alice Example","contacts":[{"email":"alice@example.test"}]}}]`, string(sdes))
+	hdr, _, err := jwt.NewParser().ParseUnverified(tok["id_token"].(string), jwt.MapClaims{})
+	require.NoError(t, err)
+	assert.Equal(t, "acme-2026-11", hdr.Header["kid"], "the first key signs")
+	assert.Contains(t, h.kids, "acme-2026-11")
+
+	// LivePerson authenticates the consumer with that token: the new
+	// consumer's profile carries the token's lp_sdes.
+	h.lp.SetProfile(authed, map[string]any{"authenticatedData": map[string]any{"lp_sdes": claims["lp_sdes"]}})
+
+	// The swap arrives, with a duplicate and out-of-order copies.
+	swap := cqm(conv, authed, "OPEN", 1528371195521)
+	code, out = h.post(swap, nil)
+	require.Equal(t, http.StatusOK, code, out)
+	assert.EqualValues(t, 1, out["events"])
+	code, out = h.post(swap, nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.EqualValues(t, 1, out["duplicates"])
+	code, _ = h.post(cqm(conv, anon, "OPEN", 1528371170000), nil) // older, delayed
+	require.Equal(t, http.StatusOK, code)
+	code, _ = h.post(cqm(conv, authed, "OPEN", 1528371199999), nil) // a later change
+	require.Equal(t, http.StatusOK, code)
+	var wg sync.WaitGroup
+	for range 4 { // concurrent redeliveries
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.post(swap, nil)
+		}()
+	}
+	wg.Wait()
+
+	sess, err = h.status(conv)
+	require.NoError(t, err)
+	require.Equal(t, bridge.StateSteppedUp, sess.State)
+	assert.Equal(t, "user-42", sess.Identity.Subject)
+	assert.Equal(t, "Acme login", sess.Identity.Provider, "correlated with the recorded login, not just the platform's word")
+	assert.Equal(t, []string{"pwd", "otp"}, sess.Identity.AMR)
+
+	// Exactly one agent-only note with the verified identity, and the transfer.
+	eventually(t, func() bool { return len(h.lp.Messages()) >= 1 }, "agent note")
+	if skill != "" {
+		eventually(t, func() bool { return len(h.lp.Transfers()) >= 1 }, "skill transfer")
+	}
+	time.Sleep(300 * time.Millisecond) // room for a wrong second delivery
+	msgs := h.lp.Messages()
+	require.Len(t, msgs, 1)
+	assert.Equal(t, liveperson.AudienceAgentsManagers, msgs[0].Audience)
+	assert.Contains(t, msgs[0].Text, "Step-up: Alice Example (user-42) verified by Acme login with pwd, otp at ")
+	assert.NotContains(t, msgs[0].Text, "alice@example.test")
+	if skill != "" {
+		assert.Equal(t, []lptest.Transfer{{Conversation: conv, Skill: authedSkill}}, h.lp.Transfers())
+	} else {
+		assert.Empty(t, h.lp.Transfers())
+	}
+	assert.Empty(t, h.lp.Violations())
 }
 
 func TestEndToEndNegative(t *testing.T) {
