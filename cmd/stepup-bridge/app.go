@@ -66,11 +66,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 	var brands []*bridge.Brand
 	apiKeys := map[string][]string{}
 	for i, bc := range cfg.Brands {
-		b, err := buildBrand(ctx, bc, publicURL, deps)
+		b, closeBrand, err := buildBrand(ctx, bc, publicURL, deps)
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("brands[%d] (%s): %w", i, bc.ID, err)
 		}
+		a.closers = append(a.closers, closeBrand)
 		brands = append(brands, b)
 		// The IdP keeps background work (discovery retries, JWK Set refresh).
 		if c, ok := b.Identity.(interface{ Close() }); ok {
@@ -115,26 +116,36 @@ func newStore(sc config.Store, clock bridge.Clock, redisPrefix string, log *slog
 	}
 }
 
-func buildBrand(ctx context.Context, bc config.Brand, publicURL string, deps adapters.Deps) (*bridge.Brand, error) {
+// buildBrand wires one brand; the returned func releases what its
+// login-event sources keep running (JWK Set refreshes).
+func buildBrand(ctx context.Context, bc config.Brand, publicURL string, deps adapters.Deps) (*bridge.Brand, func(), error) {
 	b := &bridge.Brand{ID: bc.ID, Platforms: map[string]bridge.Platform{}}
 	for _, pc := range bc.Platforms {
 		p, err := adapters.NewPlatform(ctx, pc, deps)
 		if err != nil {
-			return nil, fmt.Errorf("platform %s: %w", pc.Type, err)
+			return nil, nil, fmt.Errorf("platform %s: %w", pc.Type, err)
 		}
 		b.Platforms[pc.Type] = p
 	}
-	idp, err := adapters.NewIdentity(ctx, bc.Identity, publicURL+"/callback/"+bc.ID, deps)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	b.Identity = idp
 	pol, err := policy(bc.StepUp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b.Policy = pol
-	return b, nil
+	idp, err := adapters.NewIdentity(ctx, bc.Identity, publicURL+"/callback/"+bc.ID, deps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: %w", err)
+	}
+	b.Identity = idp
+	events, closeEvents, err := adapters.NewLoginEvents(ctx, bc.Identity, deps)
+	if err != nil {
+		if c, ok := idp.(interface{ Close() }); ok {
+			c.Close()
+		}
+		return nil, nil, fmt.Errorf("identity.login_events: %w", err)
+	}
+	b.LoginEvents = events
+	return b, closeEvents, nil
 }
 
 func policy(s config.StepUp) (bridge.Policy, error) {
