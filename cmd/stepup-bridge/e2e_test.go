@@ -76,6 +76,7 @@ func TestEndToEnd(t *testing.T) {
 			assert.NotEqual(t, link1, link2)
 
 			h.idp.QueueUser(bob)
+			require.NoError(t, h.idp.UseAlg("ES256")) // the first login was RS256
 			code2 := h.newBrowser().login(link2)
 			h.webhook("acme", consumerSays(conv2, anon2, unspaced(code2)))
 			checkStepUpCalls(t, h, h.waitCalls("acme", conv2, 4)[1:], conv2, anon2, bob)
