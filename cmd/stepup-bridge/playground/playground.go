@@ -384,7 +384,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	for {
 		s.mu.Lock()
-		snap := s.snapshotLocked(s.convs[r.PathValue("id")])
+		c := s.convs[r.PathValue("id")]
+		if c == nil { // forgotten (maxConversations) while the page was open
+			s.mu.Unlock()
+			return
+		}
+		snap := s.snapshotLocked(c)
 		wait := s.changed
 		s.mu.Unlock()
 		data, _ := json.Marshal(snap)
