@@ -57,6 +57,11 @@ func (c *Config) validate(r *collector) {
 
 func (s *Server) validate(r *collector, path string) {
 	checkURL(r, join(path, "public_url"), s.PublicURL)
+	// Routes, pages (form action, stylesheet) and redirect URIs live at the
+	// root: a path prefix would break the login pages behind a proxy.
+	if u, err := url.Parse(s.PublicURL); err == nil && u.Host != "" && strings.Trim(u.Path, "/") != "" {
+		r.errorf(join(path, "public_url"), "must not have a path: the bridge serves its routes at the root of its own host")
+	}
 	if _, port, err := net.SplitHostPort(s.Listen); err != nil || !validPort(port, true) {
 		r.errorf(join(path, "listen"), "expected host:port such as :8080, got %q", s.Listen)
 	}

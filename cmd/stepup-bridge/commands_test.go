@@ -83,6 +83,10 @@ func TestCheckConfig(t *testing.T) {
 		{"secret from an unset variable", validServer + strings.Replace(validBrand, "${T_CLIENT_SECRET}", "${T_UNSET_SECRET}", 1), []string{
 			"brands[0].identity.client_secret: environment variable T_UNSET_SECRET is not set",
 		}},
+		{"public URL with a path", strings.Replace(validServer, "https://bridge.example.com", "https://bridge.example.com/stepup", 1) + validBrand, []string{
+			"server.public_url: must not have a path",
+		}},
+		{"public URL with a trailing slash", strings.Replace(validServer, "https://bridge.example.com", "https://bridge.example.com/", 1) + validBrand, nil},
 		{"duplicate brand id", validServer + validBrand + validBrand, []string{
 			`brands[1].id: duplicate brand id "acme" (also brands[0])`,
 		}},
