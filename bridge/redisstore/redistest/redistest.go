@@ -81,7 +81,15 @@ func Targets() []Target {
 // test: the README's test command starts one.
 func Client(t testing.TB, addrs ...string) redis.UniversalClient {
 	t.Helper()
-	c, err := redisstore.NewClient(config.Redis{Addrs: addrs})
+	return ClientFor(t, config.Redis{Addrs: addrs})
+}
+
+// ClientFor is Client for a whole store.redis configuration (e.g. with a
+// Sentinel master_name).
+func ClientFor(t testing.TB, cfg config.Redis) redis.UniversalClient {
+	t.Helper()
+	addrs := cfg.Addrs
+	c, err := redisstore.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("redis client for %v: %v", addrs, err)
 	}

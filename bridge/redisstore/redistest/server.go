@@ -20,9 +20,12 @@ type Server struct {
 	Addr string
 	Port int
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	t    testing.TB
+	// sentinel: the process is a Sentinel started from a config file
+	// (Sentinel rewrites it, so it lives in the server's directory).
+	sentinel string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	t        testing.TB
 }
 
 // StartServer starts redis-server on a free loopback port and stops it when
@@ -31,13 +34,41 @@ type Server struct {
 // it).
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	return startServer(t, &Server{dir: t.TempDir(), t: t})
+}
+
+// StartSentinel starts a Sentinel (redis-server --sentinel) that monitors
+// master under the name masterName, and waits until it knows the master.
+// Clients reach the master through it (config: addrs = the Sentinel,
+// master_name).
+func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
+	t.Helper()
+	s := startServer(t, &Server{dir: t.TempDir(), t: t, sentinel: fmt.Sprintf(
+		"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 2000\n",
+		masterName, master.Port, masterName, masterName)})
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		addr, err := c.GetMasterAddrByName(context.Background(), masterName).Result()
+		if err == nil && len(addr) == 2 && addr[1] == strconv.Itoa(master.Port) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s does not know master %s: %v %v", s.Addr, masterName, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startServer(t testing.TB, s *Server) *Server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a redis-server process: skipped with -short")
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not on PATH (bash deploy/test.sh installs it): %v", err)
 	}
-	s := &Server{dir: t.TempDir(), t: t}
 	var lastErr error
 	// A port found free may be taken before redis binds it: try a few.
 	for range 5 {
@@ -65,10 +96,18 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start() error {
-	cmd := exec.Command("redis-server",
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.Port),
+	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.Port),
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+		"--logfile", filepath.Join(s.dir, "redis.log")}
+	if s.sentinel != "" {
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if err := os.WriteFile(conf, []byte(s.sentinel), 0o600); err != nil {
+			return err
+		}
+		args = append([]string{conf, "--sentinel"}, args[:4]...)
+		args = append(args, "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	}
+	cmd := exec.Command("redis-server", args...)
 	orphanProof(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
