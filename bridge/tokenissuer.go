@@ -48,7 +48,8 @@ type CodeRedeemer interface {
 type TokenIssuer interface {
 	// IssueToken answers one token request in the platform's own terms.
 	IssueToken(ctx context.Context, r *http.Request, idp CodeRedeemer) TokenResult
-	// JWKS is the JWK Set document of the signing keys.
+	// JWKS is the JWK Set document of the signing keys; nil when the
+	// adapter is configured not to issue tokens.
 	JWKS() []byte
 }
 
@@ -126,7 +127,11 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request, brandID str
 // ServeJWKS serves GET /jwks/{brand}.
 func (s *Service) ServeJWKS(w http.ResponseWriter, _ *http.Request, brandID string) {
 	_, ti, err := s.tokenIssuer(brandID)
-	if err != nil {
+	var jwks []byte
+	if err == nil {
+		jwks = ti.JWKS()
+	}
+	if jwks == nil {
 		writeTokenJSON(w, http.StatusNotFound, map[string]string{"error": "no token endpoint for this brand"})
 		return
 	}
@@ -134,7 +139,7 @@ func (s *Service) ServeJWKS(w http.ResponseWriter, _ *http.Request, brandID stri
 	// Short, so a rotation reaches the platform soon; old keys stay
 	// published until their tokens expire.
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(ti.JWKS())
+	_, _ = w.Write(jwks)
 }
 
 func writeTokenJSON(w http.ResponseWriter, status int, v any) {

@@ -33,4 +33,10 @@ func TestRegistry(t *testing.T) {
 	assert.Len(t, set.Keys, 1)
 	_, ok = p.(bridge.BrandBound)
 	assert.True(t, ok)
+
+	// Connector off: no keys to publish (the service answers 404).
+	lp.Connector.Enabled = false
+	p, err = adapters.NewPlatform(context.Background(), config.Platform{Type: "liveperson", LivePerson: lp}, adapters.Deps{})
+	require.NoError(t, err)
+	assert.Nil(t, p.(bridge.TokenIssuer).JWKS())
 }
