@@ -258,6 +258,13 @@ func TestDemoStepUpOverHTTP(t *testing.T) {
 	if status, page := c.get(link); status != http.StatusGone || !strings.Contains(page, "expired") {
 		t.Errorf("used link: %d", status)
 	}
+	// Asking again after the step-up: the bridge refuses quietly, the
+	// timeline says so.
+	c.api("POST", "/api/conversations/"+conv+"/verify", nil)
+	s = c.waitFor(conv, "the refusal on the timeline", func(s playground.Snapshot) bool { return slices.Contains(demoSteps(s), "link refused") })
+	if s.Conversation.LinksIssued != 1 {
+		t.Errorf("%d links issued, want 1", s.Conversation.LinksIssued)
+	}
 }
 
 func TestDemoWrongCodeThreeTimes(t *testing.T) {

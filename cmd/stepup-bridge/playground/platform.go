@@ -45,7 +45,7 @@ func (s *Server) pollActive() {
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
-		s.poll(context.Background(), id, false)
+		s.poll(context.Background(), id, hintNone)
 	}
 }
 
@@ -66,7 +66,7 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.send(r.Context(), c.ID, standard.TypeConversationStarted, map[string]any{
 		"conversation_id": c.ID, "consumer_id": c.Consumer, "channel": c.Channel,
-	}, "conversation.started", false)
+	}, "conversation.started", hintNone)
 	s.getConversationByID(w, c.ID, http.StatusCreated)
 }
 
@@ -132,7 +132,7 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, req messageRequ
 		m.Audience, m.Kind = "agents", "command"
 	}
 	s.appendLocked(c, m)
-	id, consumer, channel, state := c.ID, c.Consumer, c.Channel, c.State
+	id, consumer, channel, state, links := c.ID, c.Consumer, c.Channel, c.State, c.LinksIssued
 	s.mu.Unlock()
 
 	what := "message.created (" + req.From + " message)"
@@ -146,10 +146,16 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, req messageRequ
 	if req.From == "agent" {
 		author["id"] = "agent-1"
 	}
-	codeTry := req.From == "consumer" && state == string(bridge.StateLoginVerified) && s.isCode(req.Text)
+	h := hint{links: links}
+	switch {
+	case command:
+		h.kind = hintCommand
+	case req.From == "consumer" && state == string(bridge.StateLoginVerified) && s.isCode(req.Text):
+		h.kind = hintCode
+	}
 	s.send(r.Context(), id, standard.TypeMessageCreated, map[string]any{
 		"conversation_id": id, "consumer_id": consumer, "channel": channel, "author": author, "text": req.Text,
-	}, what, codeTry)
+	}, what, h)
 	s.getConversationByID(w, id, http.StatusOK)
 }
 
@@ -163,7 +169,7 @@ func (s *Server) appendLocked(c *Conversation, m Message) {
 // send delivers one signed webhook to the bridge, as a platform does:
 // retried with the same webhook-id on 5xx or a network error, so the
 // bridge's deduplication makes a retry harmless. Then it polls the status.
-func (s *Server) send(ctx context.Context, conv, typ string, data map[string]any, what string, codeTry bool) {
+func (s *Server) send(ctx context.Context, conv, typ string, data map[string]any, what string, h hint) {
 	sent := s.now()
 	body, _ := json.Marshal(map[string]any{"type": typ, "timestamp": sent.UTC().Format(time.RFC3339Nano), "data": data})
 	id := randomID("evt_")
@@ -188,7 +194,7 @@ func (s *Server) send(ctx context.Context, conv, typ string, data map[string]any
 		s.addAtLocked(sent, conv, "bridge", "webhook received", "ok", fmt.Sprintf("Webhook %s: the bridge checked its Standard Webhooks signature on the raw body and stored the event durably before answering %d.", what, status))
 	}
 	s.mu.Unlock()
-	s.poll(ctx, conv, codeTry)
+	s.poll(ctx, conv, h)
 }
 
 func (s *Server) post(ctx context.Context, target, id string, body []byte) (int, error) {
@@ -207,6 +213,21 @@ func (s *Server) post(ctx context.Context, target, id string, body []byte) (int,
 	return resp.StatusCode, nil
 }
 
+// hint is what a webhook was meant to make the bridge do.
+type hint struct {
+	kind int
+	// links is how many links the bridge had issued before the webhook
+	// (the background poll may learn of a new one first).
+	links int
+}
+
+const (
+	hintCode    = iota + 1 // a consumer message that looks like the confirm code
+	hintCommand            // the agent command that asks for a login link
+)
+
+var hintNone = hint{}
+
 // bridgeStatus is the part of the status API the playground reads.
 type bridgeStatus struct {
 	State       string    `json:"state"`
@@ -217,9 +238,9 @@ type bridgeStatus struct {
 }
 
 // poll asks the bridge's status API (as a brand back end would, with its
-// API key) and turns state changes into timeline entries. codeTry says the
-// last consumer message was a confirm-code attempt.
-func (s *Server) poll(ctx context.Context, conv string, codeTry bool) {
+// API key) and turns state changes into timeline entries. The hint says
+// what the last webhook was meant to do, to tell when it did nothing.
+func (s *Server) poll(ctx context.Context, conv string, h hint) {
 	s.pollMu.Lock()
 	defer s.pollMu.Unlock()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.o.BridgeURL+"/api/v1/brands/"+url.PathEscape(s.o.Brand)+"/conversations/"+url.PathEscape(conv), nil)
@@ -246,6 +267,11 @@ func (s *Server) poll(ctx context.Context, conv string, codeTry bool) {
 	c := s.convs[conv]
 	if c == nil {
 		return
+	}
+	if h.kind == hintCommand && st.LinksIssued <= h.links {
+		// The bridge acknowledges a refused command (it is an answer, not
+		// a failure) and tells nobody; the agent would wait in vain.
+		s.addLocked(conv, "bridge", "link refused", "warn", "The bridge issued no link for this "+s.o.AgentCommand+": the conversation is already stepped up or closed, or had its maximum number of login links (step_up.max_links).")
 	}
 	// When it happened, by the bridge's record; a poll is later than that.
 	at := st.UpdatedAt
@@ -274,7 +300,7 @@ func (s *Server) poll(ctx context.Context, conv string, codeTry bool) {
 	}
 	switch {
 	case st.State == prev:
-		if codeTry && st.State == string(bridge.StateLoginVerified) {
+		if h.kind == hintCode && st.State == string(bridge.StateLoginVerified) {
 			s.addAtLocked(at, conv, "bridge", "code refused", "warn", "That confirm code does not match the login waiting for this conversation: one attempt used.")
 		}
 	case st.State == string(bridge.StateLoginVerified):
