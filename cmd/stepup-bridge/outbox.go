@@ -20,7 +20,7 @@ import (
 const outboxUsage = `usage: stepup-bridge outbox <subcommand> [flags] [ID...]
 
 subcommands:
-  list            list dead letters, oldest first       [--limit N]
+  list            list dead letters, oldest first       [--limit N, default 100; 0 = all]
   stats           outbox depth, in flight, delayed, dead letters, oldest age
   replay ID...    put dead letters back in the outbox (fresh attempt count)
   replay --all    replay every dead letter
@@ -84,8 +84,6 @@ func outboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeStore()
-	ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
-	defer cancel()
 	now := time.Now()
 	switch sub {
 	case "list":
@@ -111,7 +109,7 @@ func parseOutboxFlags(sub string, args []string, stderr io.Writer) (outboxOpts, 
 		fs.BoolVar(&o.all, "all", false, "replay every dead letter")
 	}
 	if sub == "list" {
-		fs.IntVar(&o.limit, "limit", 0, "list at most N dead letters (0: all)")
+		fs.IntVar(&o.limit, "limit", 100, "list at most N dead letters, oldest first (0: all)")
 	}
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -185,9 +183,19 @@ func viewOf(d redisstore.DeadLetter, now time.Time) deadLetterView {
 }
 
 func outboxList(ctx context.Context, s *redisstore.Store, o outboxOpts, now time.Time, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+	defer cancel()
 	dls, err := s.DeadLetters(ctx, o.limit)
 	if err != nil {
 		return err
+	}
+	total := int64(len(dls))
+	if o.limit > 0 && len(dls) == o.limit {
+		st, err := s.OutboxStats(ctx)
+		if err != nil {
+			return err
+		}
+		total = max(st.Dead, total)
 	}
 	views := make([]deadLetterView, 0, len(dls))
 	for _, d := range dls {
@@ -196,7 +204,8 @@ func outboxList(ctx context.Context, s *redisstore.Store, o outboxOpts, now time
 	if o.json {
 		return writeJSON(w, struct {
 			DeadLetters []deadLetterView `json:"dead_letters"`
-		}{views})
+			Total       int64            `json:"total"`
+		}{views, total})
 	}
 	if len(views) == 0 {
 		fmt.Fprintln(w, "no dead letters")
@@ -211,11 +220,18 @@ func outboxList(ctx context.Context, s *redisstore.Store, o outboxOpts, now time
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d dead letter(s); replay with: stepup-bridge outbox replay --config FILE ID... | --all\n", len(views))
+	if total > int64(len(views)) {
+		fmt.Fprintf(w, "showing the oldest %d of %d dead letters (--limit 0 for all)\n", len(views), total)
+	} else {
+		fmt.Fprintf(w, "%d dead letter(s)\n", len(views))
+	}
+	fmt.Fprintln(w, "replay with: stepup-bridge outbox replay --config FILE ID... | --all")
 	return nil
 }
 
 func outboxStats(ctx context.Context, s *redisstore.Store, o outboxOpts, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+	defer cancel()
 	st, err := s.OutboxStats(ctx)
 	if err != nil {
 		return err
@@ -242,66 +258,108 @@ type settleResult struct {
 	Error string `json:"error,omitempty"`
 }
 
+// replayPage is how many dead letters replay --all reads at a time.
+const replayPage = 500
+
 func outboxReplay(ctx context.Context, s *redisstore.Store, o outboxOpts, w io.Writer) error {
-	ids := o.ids
-	if o.all {
-		dls, err := s.DeadLetters(ctx, 0)
+	if !o.all {
+		r := settleEach(ctx, o.ids, s.Replay)
+		return r.report("replayed", o.json, w)
+	}
+	// Page by page, oldest first, at most as many as there were at the
+	// start: an entry that fails again is buried again under a new ID and
+	// must not be replayed in a loop.
+	sctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+	st, err := s.OutboxStats(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var all settled
+	for budget := st.Dead; budget > 0 && all.outage == nil; {
+		pctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+		dls, err := s.DeadLetters(pctx, int(min(budget, replayPage)))
 		if err != nil {
+			cancel()
 			return err
 		}
-		for _, d := range dls {
-			ids = append(ids, d.ID)
+		if len(dls) == 0 {
+			cancel()
+			break
 		}
+		ids := make([]string, len(dls))
+		for i, d := range dls {
+			ids[i] = d.ID
+		}
+		r := settleEach(pctx, ids, s.Replay)
+		cancel()
+		all.results = append(all.results, r.results...)
+		all.failed += r.failed
+		all.outage = r.outage
+		budget -= int64(len(dls))
 	}
-	return settleEach(ctx, ids, s.Replay, "replayed", o.json, w)
+	return all.report("replayed", o.json, w)
 }
 
 func outboxDrop(ctx context.Context, s *redisstore.Store, o outboxOpts, w io.Writer) error {
-	return settleEach(ctx, o.ids, s.Drop, "dropped", o.json, w)
+	r := settleEach(ctx, o.ids, s.Drop)
+	return r.report("dropped", o.json, w)
 }
 
-// settleEach applies op to every id and reports each outcome; it fails if
-// any failed. A store outage stops at once: the rest would fail the same way.
-func settleEach(ctx context.Context, ids []string, op func(context.Context, string) error, verb string, asJSON bool, w io.Writer) error {
-	results := make([]settleResult, 0, len(ids))
-	failed := 0
-	var outage error
+// settled is the outcome of replay or drop over several IDs.
+type settled struct {
+	results []settleResult
+	failed  int
+	outage  error // the store failed: the rest was not tried
+}
+
+// settleEach applies op to every id. A store outage stops at once: the
+// rest would fail the same way.
+func settleEach(ctx context.Context, ids []string, op func(context.Context, string) error) settled {
+	ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+	defer cancel()
+	var r settled
 	for _, id := range ids {
 		err := op(ctx, id)
-		r := settleResult{ID: id, OK: err == nil}
+		res := settleResult{ID: id, OK: err == nil}
 		if err != nil {
-			failed++
-			r.Error = err.Error()
+			r.failed++
+			res.Error = err.Error()
 			if errors.Is(err, bridge.ErrNotFound) {
-				r.Error = "no such dead letter (already replayed or dropped, or past retention)"
+				res.Error = "no such dead letter (already replayed or dropped, or past retention)"
 			}
 		}
-		results = append(results, r)
+		r.results = append(r.results, res)
 		if err != nil && !errors.Is(err, bridge.ErrNotFound) {
-			outage = err
+			r.outage = err
 			break
 		}
 	}
+	return r
+}
+
+// report prints the outcome; it is an error if anything failed.
+func (r settled) report(verb string, asJSON bool, w io.Writer) error {
 	if asJSON {
 		if err := writeJSON(w, struct {
 			Results []settleResult `json:"results"`
-		}{results}); err != nil {
+		}{append([]settleResult{}, r.results...)}); err != nil {
 			return err
 		}
 	} else {
-		for _, r := range results {
-			if r.OK {
-				fmt.Fprintf(w, "%s %s\n", verb, r.ID)
+		for _, res := range r.results {
+			if res.OK {
+				fmt.Fprintf(w, "%s %s\n", verb, res.ID)
 			} else {
-				fmt.Fprintf(w, "failed %s: %s\n", r.ID, r.Error)
+				fmt.Fprintf(w, "failed %s: %s\n", res.ID, res.Error)
 			}
 		}
-		fmt.Fprintf(w, "%d %s, %d failed\n", len(results)-failed, verb, failed)
+		fmt.Fprintf(w, "%d %s, %d failed\n", len(r.results)-r.failed, verb, r.failed)
 	}
 	switch {
-	case outage != nil:
-		return fmt.Errorf("stopped after %d of %d: %w", len(results), len(ids), outage)
-	case failed > 0:
+	case r.outage != nil:
+		return fmt.Errorf("stopped after %d: %w", len(r.results), r.outage)
+	case r.failed > 0:
 		return errQuiet
 	}
 	return nil

@@ -157,9 +157,11 @@ func TestPermanentRejectionDeadLettersAndReplay(t *testing.T) {
 	assert.NotContains(t, out, "verify your identity", "message text is not listed")
 	var listed struct {
 		DeadLetters []deadLetter `json:"dead_letters"`
+		Total       int          `json:"total"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
 	require.Len(t, listed.DeadLetters, len(convs))
+	assert.Equal(t, len(convs), listed.Total)
 	seen := map[string]bool{}
 	for _, d := range listed.DeadLetters {
 		seen[d.Conversation] = true
@@ -184,6 +186,11 @@ func TestPermanentRejectionDeadLettersAndReplay(t *testing.T) {
 	assert.Contains(t, out, listed.DeadLetters[0].ID)
 	assert.Contains(t, out, "5 dead letter(s)")
 	assert.NotContains(t, out, "/login/")
+	out, errOut, err = e.cli("list", "--limit", "2")
+	require.NoError(t, err, errOut)
+	assert.Contains(t, out, "showing the oldest 2 of 5 dead letters")
+	assert.Contains(t, out, listed.DeadLetters[1].ID)
+	assert.NotContains(t, out, listed.DeadLetters[2].ID)
 
 	// Replay one, then the rest: each is delivered once.
 	out, errOut, err = e.cli("replay", listed.DeadLetters[0].ID)
