@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
+	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
 // TestOutage stops a private redis-server under a store, checks every kind
@@ -105,4 +107,46 @@ func TestOutage(t *testing.T) {
 			require.NoError(t, s.Ack(ctx, ds[0]))
 		})
 	}
+}
+
+// TestSentinelFailover: the master dies, the Sentinel promotes its replica,
+// and the same store (same client) carries on against the new master with
+// the state written before (acknowledged by the replica). Until the switch
+// calls fail with bridge.ErrUnavailable.
+func TestSentinelFailover(t *testing.T) {
+	master := redistest.StartServer(t) // skips under -short
+	replica := redistest.StartReplica(t, master)
+	sentinel := redistest.StartSentinel(t, master, "stepup-master")
+	c := redistest.ClientFor(t, config.Redis{Addrs: []string{sentinel.Addr}, MasterName: "stepup-master"})
+	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
+	ctx := t.Context()
+	k := newKey()
+	_, err := s.Observe(ctx, "ev-1", obsOf(k))
+	require.NoError(t, err)
+	// The write is on the replica before the master goes (asynchronous
+	// replication can lose the last writes of a crashed master: see the
+	// report on WAIT).
+	require.NoError(t, c.Do(ctx, "WAIT", 1, 2000).Err())
+
+	master.Kill()
+	var unavailable int
+	waitFor(t, 30*time.Second, "failover to the replica", func() bool {
+		_, err := s.Observe(ctx, "", obsOf(k))
+		if err != nil {
+			require.ErrorIs(t, err, bridge.ErrUnavailable)
+			unavailable++
+		}
+		return err == nil
+	})
+	t.Logf("failover: %d calls refused as unavailable before the switch", unavailable)
+	sess, err := s.Get(ctx, k)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.StateAnonymous, sess.State)
+	_, err = s.Observe(ctx, "ev-1", obsOf(k))
+	require.ErrorIs(t, err, bridge.ErrDuplicate, "the dedupe set survived the failover")
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
+	defer rc.Close()
+	role, err := rc.Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	assert.Equal(t, "master", role[0])
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ type Server struct {
 	// sentinel: the process is a Sentinel started from a config file
 	// (Sentinel rewrites it, so it lives in the server's directory).
 	sentinel string
+	extra    []string // more redis-server arguments (e.g. --replicaof)
 	cmd      *exec.Cmd
 	done     chan struct{}
 	t        testing.TB
@@ -35,6 +37,26 @@ type Server struct {
 func StartServer(t testing.TB) *Server {
 	t.Helper()
 	return startServer(t, &Server{dir: t.TempDir(), t: t})
+}
+
+// StartReplica starts a redis-server replicating master and waits until
+// the initial sync is done.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	s := startServer(t, &Server{dir: t.TempDir(), t: t, extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica on %s did not sync with %s: %v", s.Addr, master.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // StartSentinel starts a Sentinel (redis-server --sentinel) that monitors
@@ -107,6 +129,7 @@ func (s *Server) start() error {
 		args = append([]string{conf, "--sentinel"}, args[:4]...)
 		args = append(args, "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
 	}
+	args = append(args, s.extra...)
 	cmd := exec.Command("redis-server", args...)
 	orphanProof(cmd)
 	if err := cmd.Start(); err != nil {
