@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -59,6 +60,24 @@ type harness struct {
 	bridge *httptest.Server
 	kids   []string
 	rec    *recorder
+	codes  []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // recorder counts the service's event outcomes (the metrics' source).
@@ -121,9 +140,24 @@ func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 		SigningKeys: []config.LivePersonKey{{ID: "acme-2026-11", PrivateKey: config.Secret{Ref: "file:/k1", Value: pem1}}, {PrivateKey: config.Secret{Ref: "file:/k2", Value: pem2}}},
 		SDEs:        map[string]string{"personal.firstname": "name", "personal.email": "email"},
 	}
+	// Everything the bridge logs, at debug level, must be free of secrets,
+	// tokens, codes and e-mail addresses.
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		out := logs.String()
+		assert.NotEmpty(t, out)
+		for _, secret := range []string{connectorSecret, h.lp.Config().AppSecret, h.lp.Config().Password, h.idp.ClientSecret(), "@example.test", "eyJ"} {
+			assert.NotContains(t, out, secret, "logs leak")
+		}
+		for _, code := range h.codes {
+			assert.NotContains(t, out, code, "logs leak an authorization code")
+		}
+	})
 	a, err := liveperson.New(cfg, liveperson.Options{
-		Outbound:  outbound.Options{Transport: h.lp.Client().Transport, RetryMax: -1},
+		Outbound:  outbound.Options{Transport: h.lp.Client().Transport, RetryMax: -1, Logger: logger},
 		TLSConfig: h.lp.TLSConfig(),
+		Logger:    logger,
 	})
 	require.NoError(t, err)
 
@@ -141,9 +175,10 @@ func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 		}},
 		PublicURL: "https://bridge.example",
 		Recorder:  h.rec,
+		Logger:    logger,
 	})
 	require.NoError(t, err)
-	router, err := httpapi.New(httpapi.Options{Service: h.svc, PublicURL: "https://bridge.example"})
+	router, err := httpapi.New(httpapi.Options{Service: h.svc, PublicURL: "https://bridge.example", Logger: logger})
 	require.NoError(t, err)
 	h.bridge = httptest.NewServer(router)
 	t.Cleanup(h.bridge.Close)
@@ -194,6 +229,7 @@ func (h *harness) pageLogin(u oidctest.User) string {
 	require.NoError(h.t, err)
 	code := loc.Query().Get("code")
 	require.NotEmpty(h.t, code)
+	h.codes = append(h.codes, code)
 	return code
 }
 
