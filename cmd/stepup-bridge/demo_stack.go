@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/devidp"
@@ -98,6 +99,9 @@ func startDemo(ctx context.Context, o demoOptions) (_ *demoStack, err error) {
 		return ln, nil
 	}
 	pageLn, err := listen(o.Listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%w (another program has port %s: choose one with --port)", err, o.Listen)
+	}
 	if err != nil {
 		return nil, err
 	}
