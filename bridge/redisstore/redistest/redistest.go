@@ -97,7 +97,11 @@ func ClientFor(t testing.TB, cfg config.Redis) redis.UniversalClient {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := forEachServer(ctx, c, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
-		t.Fatalf("redis at %v does not answer (run the tests with bash deploy/test.sh, or set %s): %v", addrs, EnvAddr, err)
+		hint := "set " + EnvAddr
+		if len(addrs) > 1 {
+			hint = "deploy/redis-cluster/cluster.sh start, or set " + EnvCluster
+		}
+		t.Fatalf("redis at %v does not answer (run the tests with bash deploy/test.sh, or %s): %v", addrs, hint, err)
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		// A cluster that is still forming answers PING but refuses commands.
