@@ -216,6 +216,7 @@ func (a *App) serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopWork()
 	wg.Wait()
+	a.reportUndelivered()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

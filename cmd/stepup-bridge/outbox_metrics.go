@@ -64,3 +64,19 @@ func (a *App) watchOutbox(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// reportUndelivered says, at shutdown, what the memory store loses with
+// the process: entries not yet delivered and dead letters. (Redis keeps
+// them for the next process or another replica.)
+func (a *App) reportUndelivered() {
+	ms, ok := a.Store.(*memstore.Store)
+	if !ok {
+		return
+	}
+	st, err := ms.OutboxStats(context.Background())
+	if err != nil || st.Ready+st.Delayed+st.Dead == 0 {
+		return
+	}
+	a.Log.Error("memory store: outbox entries are lost with this process",
+		"undelivered", st.Ready+st.Delayed, "dead_letters", st.Dead)
+}

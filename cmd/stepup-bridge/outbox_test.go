@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
+	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
 // The outbox CLI against a real Redis runs in the durability tier
@@ -92,4 +94,25 @@ func TestAgeAndPrintable(t *testing.T) {
 	assert.Equal(t, "a b", printable("a\nb", 10))
 	assert.Equal(t, "abcd…", printable("abcdefgh", 5))
 	assert.Equal(t, "-", printable("", 5))
+}
+
+// With the memory store, shutdown says what is lost.
+func TestMemoryStoreReportsUndeliveredAtShutdown(t *testing.T) {
+	cfg, err := config.Parse([]byte("server:\n  public_url: http://127.0.0.1:8080\nstore:\n  driver: memory\nbrands: []\n"), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	a, err := build(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)), buildOptions{})
+	require.NoError(t, err)
+	defer a.Close()
+	a.reportUndelivered()
+	assert.NotContains(t, logs.String(), "outbox entries are lost", "nothing to lose")
+
+	key := bridge.Key{Brand: "acme", Conversation: "c-1"}
+	obs := bridge.Observation{Key: key, Platform: "standard", At: time.Now()}
+	_, err = a.Store.IssueTicket(context.Background(), bridge.IssueTicket{Obs: &obs, Key: key, TicketHash: bridge.NewToken(key).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute),
+		Outbox: []bridge.OutboxEntry{{ID: "e1", Effect: bridge.EffectPostMessage, Key: key, Platform: "standard", Text: "link", CreatedAt: time.Now()}}})
+	require.NoError(t, err)
+	a.reportUndelivered()
+	assert.Contains(t, logs.String(), "outbox entries are lost with this process")
+	assert.Contains(t, logs.String(), `"undelivered":1`)
 }
