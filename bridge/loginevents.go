@@ -101,28 +101,21 @@ func (s *Service) HandleLoginEvent(ctx context.Context, brandID, provider string
 		case rec.At.After(now.Add(MaxEventSkew)):
 			reason = "future"
 		}
-		if reason == "" {
-			// Best effort, not a lock: the store keeps the latest record per
-			// subject, so a late or replayed delivery must not replace a newer
-			// one. A race between two deliveries keeps one genuine login.
-			old, err := s.store.LatestLogin(ctx, brandID, rec.Identity.Subject, now)
-			switch {
-			case err == nil && old.Verified && !rec.Verified:
-				reason = "verified_kept" // a hint never replaces a verified login
-			case err == nil && old.Verified == rec.Verified && !old.At.Before(rec.At):
-				reason = "superseded"
-			case err != nil && !errors.Is(err, ErrNotFound):
-				return res, err
-			}
-		}
 		if reason != "" {
 			res.Ignored++
 			s.rec.Login(brandID, "event_ignored_"+reason)
 			log.Info("login event ignored", "reason", reason, "verified", rec.Verified)
 			continue
 		}
-		if err := s.RecordLogin(ctx, rec); err != nil {
+		// The store refuses, atomically, a record older than the live one
+		// and a hint over a verified login.
+		recorded, err := s.recordLogin(ctx, rec)
+		if err != nil {
 			return res, err
+		}
+		if !recorded {
+			res.Ignored++
+			continue
 		}
 		res.Recorded++
 	}

@@ -34,20 +34,13 @@ type notReadySource struct{ fakeSource }
 
 func (notReadySource) Ready(context.Context) error { return errors.New("keys not loaded") }
 
-// failingStore fails the login reads or writes on demand.
+// failingStore fails the login writes on demand.
 type failingStore struct {
 	*memstore.Store
-	failLatest, failRecord bool
+	failRecord bool
 }
 
 var errStoreDown = errors.New("store down")
-
-func (s *failingStore) LatestLogin(ctx context.Context, brand, subject string, now time.Time) (bridge.LoginRecord, error) {
-	if s.failLatest {
-		return bridge.LoginRecord{}, errStoreDown
-	}
-	return s.Store.LatestLogin(ctx, brand, subject, now)
-}
 
 func (s *failingStore) RecordLogin(ctx context.Context, rec bridge.LoginRecord, exp time.Time) error {
 	if s.failRecord {
@@ -167,20 +160,11 @@ func TestHandleLoginEventOrdering(t *testing.T) {
 }
 
 func TestHandleLoginEventStoreDown(t *testing.T) {
-	for _, tc := range []struct {
-		name                   string
-		failLatest, failRecord bool
-	}{
-		{"read fails", true, false},
-		{"write fails", false, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newEvents(t, nil)
-			f.store.failLatest, f.store.failRecord = tc.failLatest, tc.failRecord
-			f.src.recs = []bridge.LoginRecord{rec("s", true, f.clock.Now())}
-			_, err := f.svc.HandleLoginEvent(t.Context(), "acme", "src", bridge.WebhookRequest{})
-			require.ErrorIs(t, err, errStoreDown, "the IdP must retry: never acknowledged and dropped")
-			assert.False(t, errors.Is(err, bridge.ErrUnauthenticated) || errors.Is(err, bridge.ErrMalformed))
-		})
-	}
+	// One atomic store call decides; there is no read to fail first.
+	f := newEvents(t, nil)
+	f.store.failRecord = true
+	f.src.recs = []bridge.LoginRecord{rec("s", true, f.clock.Now())}
+	_, err := f.svc.HandleLoginEvent(t.Context(), "acme", "src", bridge.WebhookRequest{})
+	require.ErrorIs(t, err, errStoreDown, "the IdP must retry: never acknowledged and dropped")
+	assert.False(t, errors.Is(err, bridge.ErrUnauthenticated) || errors.Is(err, bridge.ErrMalformed))
 }

@@ -51,8 +51,11 @@ type NativeStepUp struct {
 // LoginStore keeps recorded logins. Part of Store.
 type LoginStore interface {
 	// RecordLogin keeps rec as the latest login of (brand, subject) until
-	// expiresAt. A hint (Verified false) does not replace a live verified
-	// record.
+	// expiresAt, atomically unless the live record wins: a hint (Verified
+	// false) never replaces a verified record, and a record not newer (At)
+	// than a live one of the same kind never replaces it, so a late or
+	// replayed delivery cannot roll a newer login back. Then it returns
+	// ErrLoginSuperseded and changes nothing.
 	RecordLogin(ctx context.Context, rec LoginRecord, expiresAt time.Time) error
 	// LatestLogin returns the live record of (brand, subject) or ErrNotFound.
 	LatestLogin(ctx context.Context, brand, subject string, now time.Time) (LoginRecord, error)
@@ -63,6 +66,9 @@ type LoginStore interface {
 	NativeStepUp(ctx context.Context, cmd NativeStepUp) (Session, error)
 }
 
+// ErrLoginSuperseded: RecordLogin kept the live record it was given.
+var ErrLoginSuperseded = errors.New("a newer or verified login is already recorded")
+
 // LoginKey is the store key of a subject's recorded login: it has a
 // partition of its own like a conversation (the NUL cannot occur in a
 // platform's conversation id).
@@ -70,14 +76,22 @@ func LoginKey(brand, subject string) Key {
 	return Key{Brand: brand, Conversation: "\x00login\x00" + subject}
 }
 
-// RecordLogin records a login for later correlation with a platform's swap.
+// RecordLogin records a login for later correlation with a platform's
+// swap. A login the store already has a newer (or verified) record for is
+// not an error: the newer one stands.
 func (s *Service) RecordLogin(ctx context.Context, rec LoginRecord) error {
+	_, err := s.recordLogin(ctx, rec)
+	return err
+}
+
+// recordLogin reports whether rec was recorded (false: superseded).
+func (s *Service) recordLogin(ctx context.Context, rec LoginRecord) (bool, error) {
 	b, err := s.Brand(rec.Brand)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if rec.Identity.Subject == "" {
-		return errors.Join(ErrMalformed, errors.New("login without subject"))
+		return false, errors.Join(ErrMalformed, errors.New("login without subject"))
 	}
 	if rec.At.IsZero() {
 		rec.At = s.clock.Now()
@@ -86,16 +100,22 @@ func (s *Service) RecordLogin(ctx context.Context, rec LoginRecord) error {
 	if window <= 0 {
 		window = DefaultLoginWindow
 	}
-	if err := s.store.RecordLogin(ctx, rec, rec.At.Add(window)); err != nil {
-		return err
-	}
-	outcome := "verified"
+	kind := "verified"
 	if !rec.Verified {
-		outcome = "hint"
+		kind = "hint"
 	}
-	s.rec.Login(rec.Brand, "recorded_"+outcome)
+	err = s.store.RecordLogin(ctx, rec, rec.At.Add(window))
+	switch {
+	case errors.Is(err, ErrLoginSuperseded):
+		s.rec.Login(rec.Brand, "superseded_"+kind)
+		s.log.Info("login not recorded: a newer or verified one stands", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified)
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	s.rec.Login(rec.Brand, "recorded_"+kind)
 	s.log.Info("login recorded", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified, "provider", rec.Identity.Provider)
-	return nil
+	return true, nil
 }
 
 // identitySwap handles EventIdentitySwap: correlate, then one store call.

@@ -590,12 +590,20 @@ func (s *Store) RecordLogin(_ context.Context, rec bridge.LoginRecord, expiresAt
 	defer s.mu.Unlock()
 	s.sweep(rec.At)
 	k := bridge.LoginKey(rec.Brand, rec.Identity.Subject)
-	if old, ok := s.logins[k]; ok && old.rec.Verified && !rec.Verified && rec.At.Before(old.expires) {
-		return nil // a hint never replaces a live verified login
+	if old, ok := s.logins[k]; ok && rec.At.Before(old.expires) && supersedes(old.rec, rec) {
+		return bridge.ErrLoginSuperseded
 	}
 	rec.Identity = *rec.Identity.Clone()
 	s.logins[k] = login{rec: rec, expires: expiresAt}
 	return nil
+}
+
+// supersedes reports whether the live record old wins over rec.
+func supersedes(old, rec bridge.LoginRecord) bool {
+	if old.Verified != rec.Verified {
+		return old.Verified
+	}
+	return !old.At.Before(rec.At)
 }
 
 // LatestLogin implements bridge.LoginStore.

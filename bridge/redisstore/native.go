@@ -17,10 +17,12 @@ import (
 // Recorded logins (platform-native step-up): one string per (brand,
 // subject) at
 //
-//	stepup:{pN}:lg:<len(brand)>:<brand>:<subject>   "<expiry ms>|<v>|<record JSON>"
+//	stepup:{pN}:lg:<len(brand)>:<brand>:<subject>   "<expiry ms>|<v>|<at ms>|<record JSON>"
 //
 // in the partition of bridge.LoginKey, with a real TTL at the expiry. The
-// expiry is also in the value because "now" is the caller's clock.
+// expiry is also in the value because "now" is the caller's clock; v (1
+// verified, 0 hint) and the login time let the script keep the live record
+// that wins without decoding JSON.
 
 func (k *keys) login(brand, subject string) string {
 	return k.tags[bridge.LoginKey(brand, subject).Partition()] + "lg:" + strconv.Itoa(len(brand)) + ":" + brand + ":" + subject
@@ -28,19 +30,25 @@ func (k *keys) login(brand, subject string) string {
 
 // recordLoginScript: RecordLogin.
 // KEYS: 1 login.
-// ARGV: 1 now (ms), 2 expiry (ms), 3 "1" if verified, 4 the value to store.
-// Returns "ok" or "kept" (a hint did not replace a live verified login).
+// ARGV: 1 now (ms), 2 expiry (ms), 3 "1" if verified, 4 login time (ms),
+// 5 the value to store.
+// Returns "ok" or "kept" (the live record wins: verified over a hint, or
+// not older).
 var recordLoginScript = redis.NewScript(`
 local now, exp = tonumber(ARGV[1]), tonumber(ARGV[2])
 if exp <= now then return 'ok' end
-if ARGV[3] ~= '1' then
-  local cur = redis.call('GET', KEYS[1])
-  if cur then
-    local cexp, cver = string.match(cur, '^(%d+)|(%d)|')
-    if cexp and cver == '1' and tonumber(cexp) > now then return 'kept' end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cexp, cver, cat = string.match(cur, '^(%d+)|(%d)|(%d+)|')
+  if cexp and tonumber(cexp) > now then
+    if cver ~= ARGV[3] then
+      if cver == '1' then return 'kept' end
+    elseif tonumber(cat) >= tonumber(ARGV[4]) then
+      return 'kept'
+    end
   end
 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', exp - now)
+redis.call('SET', KEYS[1], ARGV[5], 'PX', exp - now)
 return 'ok'
 `)
 
@@ -79,10 +87,14 @@ func (s *Store) RecordLogin(ctx context.Context, rec bridge.LoginRecord, expires
 	if rec.Verified {
 		v = "1"
 	}
-	val := strconv.FormatInt(ms(expiresAt), 10) + "|" + v + "|" + string(b)
-	_, err = recordLoginScript.Run(ctx, s.c, []string{s.k.login(rec.Brand, rec.Identity.Subject)}, ms(rec.At), ms(expiresAt), v, val).Result()
+	at := strconv.FormatInt(ms(rec.At), 10)
+	val := strconv.FormatInt(ms(expiresAt), 10) + "|" + v + "|" + at + "|" + string(b)
+	res, err := recordLoginScript.Run(ctx, s.c, []string{s.k.login(rec.Brand, rec.Identity.Subject)}, ms(rec.At), ms(expiresAt), v, at, val).Text()
 	if err != nil {
 		return s.fail(ctx, "record login", err)
+	}
+	if res == "kept" {
+		return bridge.ErrLoginSuperseded
 	}
 	return nil
 }
@@ -96,10 +108,13 @@ func (s *Store) LatestLogin(ctx context.Context, brand, subject string, now time
 	if err != nil {
 		return bridge.LoginRecord{}, s.fail(ctx, "latest login", err)
 	}
-	exp, rest, ok := strings.Cut(raw, "|")
-	_, body, ok2 := strings.Cut(rest, "|")
-	expMS, perr := strconv.ParseInt(exp, 10, 64)
-	if !ok || !ok2 || perr != nil {
+	parts := strings.SplitN(raw, "|", 4)
+	if len(parts) != 4 {
+		return bridge.LoginRecord{}, errors.New("redisstore: corrupt login record")
+	}
+	expMS, perr := strconv.ParseInt(parts[0], 10, 64)
+	body := parts[3]
+	if perr != nil {
 		return bridge.LoginRecord{}, errors.New("redisstore: corrupt login record")
 	}
 	if ms(now) >= expMS {

@@ -51,7 +51,7 @@ func testLogins(t *testing.T, factory Factory) {
 		sub := uniq("sub")
 		now := f.clock.Now()
 		require.NoError(t, f.s.RecordLogin(f.ctx, loginRecord("acme", sub, true, now), now.Add(10*time.Minute)))
-		require.NoError(t, f.s.RecordLogin(f.ctx, loginRecord("acme", sub, false, now.Add(time.Minute)), now.Add(11*time.Minute)))
+		require.ErrorIs(t, f.s.RecordLogin(f.ctx, loginRecord("acme", sub, false, now.Add(time.Minute)), now.Add(11*time.Minute)), bridge.ErrLoginSuperseded)
 		got, err := f.s.LatestLogin(f.ctx, "acme", sub, now.Add(time.Minute))
 		require.NoError(t, err)
 		assert.True(t, got.Verified)
@@ -65,11 +65,31 @@ func testLogins(t *testing.T, factory Factory) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{"hwk"}, got.Identity.AMR)
 
+		// An older or same-time verified login (a late or replayed
+		// delivery) never rolls the newer one back.
+		for _, at := range []time.Time{now.Add(time.Minute), now.Add(2 * time.Minute)} {
+			older := loginRecord("acme", sub, true, at)
+			older.Identity.AMR = []string{"pwd"}
+			require.ErrorIs(t, f.s.RecordLogin(f.ctx, older, at.Add(10*time.Minute)), bridge.ErrLoginSuperseded)
+		}
+		got, err = f.s.LatestLogin(f.ctx, "acme", sub, now.Add(2*time.Minute))
+		require.NoError(t, err)
+		assert.Equal(t, []string{"hwk"}, got.Identity.AMR)
+
 		hintSub := uniq("sub")
 		require.NoError(t, f.s.RecordLogin(f.ctx, loginRecord("acme", hintSub, false, now), now.Add(time.Minute)))
 		got, err = f.s.LatestLogin(f.ctx, "acme", hintSub, now)
 		require.NoError(t, err)
 		assert.False(t, got.Verified)
+		// A verified login replaces a hint whatever their times.
+		require.NoError(t, f.s.RecordLogin(f.ctx, loginRecord("acme", hintSub, true, now.Add(-time.Second)), now.Add(time.Minute)))
+		got, err = f.s.LatestLogin(f.ctx, "acme", hintSub, now)
+		require.NoError(t, err)
+		assert.True(t, got.Verified)
+		// Once expired, any record may take its place.
+		f.clock.Advance(20 * time.Minute)
+		later = loginRecord("acme", sub, false, f.clock.Now())
+		require.NoError(t, f.s.RecordLogin(f.ctx, later, f.clock.Now().Add(time.Minute)))
 	})
 }
 
