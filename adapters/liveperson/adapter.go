@@ -40,6 +40,9 @@ const Type = "liveperson"
 // DefaultCallTimeout bounds one Deliver.
 const DefaultCallTimeout = 30 * time.Second
 
+// DefaultCSDSURL is LivePerson's domain API (reference liveperson.md §3.1).
+const DefaultCSDSURL = "https://api.liveperson.net"
+
 var (
 	_ bridge.Platform    = (*Adapter)(nil)
 	_ bridge.BrandBound  = (*Adapter)(nil)
@@ -92,6 +95,9 @@ func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 	if a.cfg.ProfileTimeout <= 0 {
 		a.cfg.ProfileTimeout = 1500 * time.Millisecond
 	}
+	if a.cfg.CSDSURL == "" {
+		a.cfg.CSDSURL = DefaultCSDSURL
+	}
 	var errs []error
 	if cfg.AccountID == "" || cfg.ClientID == "" || len(a.secret) == 0 {
 		errs = append(errs, errors.New("account_id, client_id and client_secret are required"))
@@ -124,7 +130,7 @@ func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 		}
 		client = outbound.NewClient(o)
 	}
-	a.agent = NewAgentClient(cfg.AccountID, cfg.CSDSURL, cfg.Agent, client, opts.TLSConfig, a.clock)
+	a.agent = NewAgentClient(cfg.AccountID, a.cfg.CSDSURL, cfg.Agent, client, opts.TLSConfig, a.clock)
 	if !a.agent.configured() {
 		a.log.Warn("liveperson: no agent user: step-ups are not detected and agents are not notified")
 	}

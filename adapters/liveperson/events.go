@@ -26,18 +26,28 @@ const (
 	EventChatState    = "ChatStateEvent"
 )
 
-// Roles, audiences, states and the one channel step-up exists on.
+// Participant roles.
 const (
 	RoleConsumer      = "CONSUMER"
 	RoleAssignedAgent = "ASSIGNED_AGENT"
 	RoleAgent         = "AGENT"
 	RoleManager       = "MANAGER"
+)
 
-	AudienceAll               = "ALL"
-	AudienceAgentsManagers    = "AGENTS_AND_MANAGERS"
-	StateOpen                 = "OPEN"
-	StateClose                = "CLOSE"
-	ChannelMessaging          = "MESSAGING"
+// Message audiences: AGENTS_AND_MANAGERS is an agent-only message.
+const (
+	AudienceAll            = "ALL"
+	AudienceAgentsManagers = "AGENTS_AND_MANAGERS"
+)
+
+// Conversation states, and the one channel step-up exists on.
+const (
+	StateOpen        = "OPEN"
+	StateClose       = "CLOSE"
+	ChannelMessaging = "MESSAGING"
+)
+
+const (
 	channel                   = "messaging" // bridge.Session.Channel of every LivePerson conversation
 	changeUpsert              = "UPSERT"
 	changeDelete              = "DELETE"
@@ -108,7 +118,7 @@ type item struct {
 	open bool // cqm UPSERT of an OPEN messaging conversation
 }
 
-// Skipped says why a verified change gives no event; the adapter logs it.
+// skipped says why a verified change gives no event; the adapter logs it.
 type skipped struct {
 	reason string
 	conv   string
