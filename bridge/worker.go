@@ -18,6 +18,22 @@ type DeliveryPolicy struct {
 	MinBackoff  time.Duration
 	MaxBackoff  time.Duration
 	CallTimeout time.Duration
+	// Lease is the store's claim timeout (0: unknown). A worker claims no
+	// more entries at once than it can attempt within one lease, even if
+	// every call times out; the rest would be handed to other workers
+	// before their turn, each such hand-over counting as an attempt.
+	Lease time.Duration
+}
+
+// maxClaim bounds one claim whatever the lease.
+const maxClaim = 16
+
+// claimBatch is how many entries a worker claims at once.
+func (p DeliveryPolicy) claimBatch() int {
+	if p.Lease <= 0 || p.CallTimeout <= 0 {
+		return maxClaim
+	}
+	return max(1, min(maxClaim, int(p.Lease/p.CallTimeout)-1))
 }
 
 // Backoff is the wait before attempt+1: exponential from MinBackoff, capped
@@ -66,7 +82,7 @@ func (s *Service) RunWorkers(ctx context.Context, p DeliveryPolicy, name string)
 
 func (s *Service) work(ctx context.Context, p DeliveryPolicy, worker string) {
 	for ctx.Err() == nil {
-		ds, err := s.store.Claim(ctx, worker, 16, time.Second)
+		ds, err := s.store.Claim(ctx, worker, p.claimBatch(), time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("outbox claim failed", "worker", worker, "error", err)

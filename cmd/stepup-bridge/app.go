@@ -193,7 +193,7 @@ func (a *App) serve(ctx context.Context, ln net.Listener) error {
 		defer wg.Done()
 		ob := a.Config.Store.Outbox
 		host, _ := os.Hostname()
-		a.Service.RunWorkers(workCtx, bridge.DeliveryPolicy{Workers: ob.Workers, MaxAttempts: ob.MaxAttempts, MinBackoff: ob.MinBackoff, MaxBackoff: ob.MaxBackoff, CallTimeout: ob.CallTimeout}, fmt.Sprintf("%s-%d", host, os.Getpid()))
+		a.Service.RunWorkers(workCtx, bridge.DeliveryPolicy{Workers: ob.Workers, MaxAttempts: ob.MaxAttempts, MinBackoff: ob.MinBackoff, MaxBackoff: ob.MaxBackoff, CallTimeout: ob.CallTimeout, Lease: ob.ClaimIdle}, fmt.Sprintf("%s-%d", host, os.Getpid()))
 	}()
 	wg.Add(1)
 	go func() {
