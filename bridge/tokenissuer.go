@@ -95,8 +95,11 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request, brandID str
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBytes)
 	res := ti.IssueToken(r.Context(), r, idp)
+	if res.Status < 200 || res.Status > 599 {
+		res = TokenResult{Status: http.StatusInternalServerError, Body: []byte(`{"error":"server_error"}`), Reason: "adapter gave no status"}
+	}
 	log := s.log.With("brand", b.ID, "route", "token")
-	if res.Login != nil {
+	if res.Login != nil && res.Status == http.StatusOK {
 		rec := LoginRecord{Brand: b.ID, Source: "token_endpoint", Verified: true, Identity: *res.Login, At: s.clock.Now()}
 		if err := s.RecordLogin(r.Context(), rec); err != nil {
 			log.Error("login not recorded; token withheld", "error", err)
