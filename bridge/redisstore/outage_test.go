@@ -150,3 +150,28 @@ func TestSentinelFailover(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "master", role[0])
 }
+
+// TestMinReplicas: a master configured with min-replicas-to-write refuses
+// writes while no replica keeps up; the store reports that as
+// bridge.ErrUnavailable (503, the platform retries) and carries on once a
+// replica is attached. This is how an operator narrows what a master crash
+// can lose (see the README's guarantees).
+func TestMinReplicas(t *testing.T) {
+	master := redistest.StartServerWith(t, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+	c := redistest.Client(t, master.Addr)
+	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
+	ctx := t.Context()
+	k := newKey()
+	_, err := s.Observe(ctx, "ev-1", obsOf(k))
+	require.ErrorIs(t, err, bridge.ErrUnavailable)
+	_, err = s.Get(ctx, k)
+	require.ErrorIs(t, err, bridge.ErrNotFound, "nothing was written")
+
+	redistest.StartReplica(t, master)
+	waitFor(t, 10*time.Second, "the master to accept writes", func() bool {
+		_, err := s.Observe(ctx, "ev-1", obsOf(k))
+		return err == nil
+	})
+	_, err = s.Observe(ctx, "ev-1", obsOf(k))
+	require.ErrorIs(t, err, bridge.ErrDuplicate)
+}

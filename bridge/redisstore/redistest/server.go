@@ -39,6 +39,13 @@ func StartServer(t testing.TB) *Server {
 	return startServer(t, &Server{dir: t.TempDir(), t: t})
 }
 
+// StartServerWith is StartServer with more redis-server arguments (e.g.
+// "--min-replicas-to-write", "1").
+func StartServerWith(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return startServer(t, &Server{dir: t.TempDir(), t: t, extra: args})
+}
+
 // StartReplica starts a redis-server replicating master and waits until
 // the initial sync is done.
 func StartReplica(t testing.TB, master *Server) *Server {
