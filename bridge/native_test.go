@@ -160,3 +160,31 @@ func TestIdentitySwapRefusals(t *testing.T) {
 		require.ErrorIs(t, f.svc.RecordLogin(ctx, bridge.LoginRecord{Brand: "acme"}), bridge.ErrMalformed)
 	})
 }
+
+// TestEventIDsArePerPlatform: two platforms of one brand may use the same
+// event id; neither is taken for a duplicate of the other.
+func TestEventIDsArePerPlatform(t *testing.T) {
+	clock := storetest.NewClock()
+	st := memstore.New(memstore.Options{Clock: clock})
+	a, b := &eventsPlatform{}, &eventsPlatform{}
+	brand := &bridge.Brand{ID: "acme", Platforms: map[string]bridge.Platform{"standard": a, "liveperson": b}}
+	svc, err := bridge.NewService(bridge.Options{Store: st, Brands: []*bridge.Brand{brand}, Clock: clock})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	a.next = []bridge.Event{{ID: "42", Kind: bridge.EventConversationStarted, Conversation: "c-std"}}
+	res, err := svc.HandleWebhook(ctx, "acme", "standard", bridge.WebhookRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Events)
+	b.next = []bridge.Event{{ID: "42", Kind: bridge.EventConversationStarted, Conversation: "c-lp"}}
+	res, err = svc.HandleWebhook(ctx, "acme", "liveperson", bridge.WebhookRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Events, "same id, other platform: not a duplicate")
+	_, err = svc.Status(ctx, "acme", "c-lp")
+	require.NoError(t, err)
+
+	b.next = []bridge.Event{{ID: "42", Kind: bridge.EventConversationStarted, Conversation: "c-lp"}}
+	res, err = svc.HandleWebhook(ctx, "acme", "liveperson", bridge.WebhookRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Duplicates, "same id, same platform: a retry")
+}

@@ -162,6 +162,13 @@ type IdentityProvider interface {
 	Issuer() string
 }
 
+// CallbackIssuerChecker is an IdentityProvider that applies RFC 9207 to the
+// callback's iss parameter itself: it knows whether the IdP advertises it,
+// and then a missing iss is refused too. Errors wrap ErrLoginRejected.
+type CallbackIssuerChecker interface {
+	CheckCallbackIssuer(iss string) error
+}
+
 // Recorder receives domain events for metrics. Labels are brand and
 // platform names, never ids.
 type Recorder interface {

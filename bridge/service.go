@@ -145,6 +145,11 @@ func (s *Service) HandleWebhook(ctx context.Context, brandID, platform string, r
 		return res, err
 	}
 	for _, ev := range events {
+		// Event ids are the platform's own: two platforms of one brand may
+		// reuse an id, so the dedupe key carries the platform.
+		if ev.ID != "" {
+			ev.ID = platform + ":" + ev.ID
+		}
 		outcome, err := s.handleEvent(ctx, b, platform, ev)
 		s.rec.Event(brandID, platform, ev.Kind, outcome)
 		switch {
@@ -431,13 +436,20 @@ func (s *Service) FinishLogin(ctx context.Context, brandID, txnCookie string, cb
 	if cb.Error != "" {
 		return fail("idp_error", fmt.Errorf("%w: identity provider answered %s", ErrLoginRejected, safeToken(cb.Error)))
 	}
-	if cb.Iss != "" && cb.Iss != b.Identity.Issuer() {
+	if c, ok := b.Identity.(CallbackIssuerChecker); ok {
+		if err := c.CheckCallbackIssuer(cb.Iss); err != nil {
+			return fail("iss_mismatch", err)
+		}
+	} else if cb.Iss != "" && cb.Iss != b.Identity.Issuer() {
 		return fail("iss_mismatch", fmt.Errorf("%w: callback iss does not match the issuer", ErrLoginRejected))
 	}
 	id, err := b.Identity.Redeem(ctx, cb.Code, txn.Verifier, txn.Nonce)
 	if err != nil {
 		return fail("token_rejected", err)
 	}
+	// The login happened now, after the code exchange, not when the
+	// callback arrived.
+	now = s.clock.Now()
 	cmd := VerifyLogin{Key: txn.Key, Identity: id, Now: now}
 	var code string
 	if b.Policy.Binding == BindingConfirmCode {
@@ -482,12 +494,22 @@ func safeToken(v string) string {
 // Ready reports whether the store answers and every IdP has its keys.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return &NotReadyError{Component: "store", Err: err}
 	}
 	for _, id := range s.Brands() {
 		if err := s.brands[id].Identity.Ready(ctx); err != nil {
-			return fmt.Errorf("brand %s identity provider: %w", id, err)
+			return &NotReadyError{Component: "brand " + id + " identity provider", Err: err}
 		}
 	}
 	return nil
 }
+
+// NotReadyError names what is not ready. Component is safe to show to
+// anyone who can reach /readyz; Err (addresses, issuer URLs) is for logs.
+type NotReadyError struct {
+	Component string
+	Err       error
+}
+
+func (e *NotReadyError) Error() string { return e.Component + ": " + e.Err.Error() }
+func (e *NotReadyError) Unwrap() error { return e.Err }

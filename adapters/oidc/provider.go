@@ -29,7 +29,10 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
-var _ bridge.IdentityProvider = (*Provider)(nil)
+var (
+	_ bridge.IdentityProvider      = (*Provider)(nil)
+	_ bridge.CallbackIssuerChecker = (*Provider)(nil)
+)
 
 // Defaults for zero config values.
 const (

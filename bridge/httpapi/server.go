@@ -251,7 +251,13 @@ func (s *server) ready(c *gin.Context) {
 	defer cancel()
 	if err := s.svc.Ready(ctx); err != nil {
 		s.logger(c).Warn("not ready", "error", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": err.Error()})
+		// The detail (addresses, issuer URLs) stays in the log.
+		reason := "not ready"
+		var nr *bridge.NotReadyError
+		if errors.As(err, &nr) {
+			reason = nr.Component + " not ready"
+		}
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": reason})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
