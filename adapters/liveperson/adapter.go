@@ -137,11 +137,25 @@ func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 	return a, nil
 }
 
-// BindBrand implements bridge.BrandBound.
+// warmTimeout bounds the agent login made ahead of the first swap.
+const warmTimeout = 10 * time.Second
+
+// BindBrand implements bridge.BrandBound. It also logs the agent user in,
+// in the background: the first swap's profile read then fits LivePerson's
+// 2.5s answer budget, and wrong credentials show in the log at start-up.
 func (a *Adapter) BindBrand(brand string, sessions bridge.SessionReader) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.brand, a.sessions = brand, sessions
+	a.mu.Unlock()
+	if a.agent.configured() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+			defer cancel()
+			if _, err := a.agent.session(ctx); err != nil {
+				a.log.Warn("liveperson: agent login failed; retried on first use", "brand", brand, "error", err)
+			}
+		}()
+	}
 }
 
 // ParseWebhook verifies the request on its raw body, then maps its changes

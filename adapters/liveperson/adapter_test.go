@@ -182,6 +182,8 @@ func TestParseWebhookSwap(t *testing.T) {
 	a.BindBrand("acme", store)
 	ctx := context.Background()
 	const conv, anon, authed = "conv-9", "anon-consumer", "authed-consumer"
+	require.Eventually(t, func() bool { l, _, _, _ := f.Counts(); return l == 1 }, 5*time.Second, 10*time.Millisecond,
+		"binding the brand logs the agent in ahead of the first swap")
 
 	// First sight: a plain observation.
 	evs, err := a.ParseWebhook(ctx, webhook(f, cqm(conv, anon, "OPEN", 1000)))
