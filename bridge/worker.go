@@ -67,7 +67,11 @@ type AttemptRecorder interface {
 }
 
 // RunWorkers consumes the outbox until ctx ends. Every replica runs them;
-// the store hands each entry to one worker at a time.
+// the store hands each entry to one worker at a time. When ctx ends, calls
+// in flight are finished and settled (within CallTimeout and a short
+// settle time) rather than aborted, and claimed entries not yet attempted
+// are handed back for another worker, so that a deploy neither delivers
+// twice nor holds entries for a whole lease.
 func (s *Service) RunWorkers(ctx context.Context, p DeliveryPolicy, name string) {
 	var wg sync.WaitGroup
 	for i := range max(p.Workers, 1) {
@@ -90,7 +94,11 @@ func (s *Service) work(ctx context.Context, p DeliveryPolicy, worker string) {
 			}
 			continue
 		}
-		for _, d := range ds {
+		for i, d := range ds {
+			if ctx.Err() != nil {
+				s.release(ctx, ds[i:])
+				break
+			}
 			s.deliverOne(ctx, p, d)
 		}
 	}
@@ -105,18 +113,36 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// deliverOne makes one attempt and settles the delivery in the store.
+// release hands claimed, unattempted deliveries back at shutdown (as a
+// retry due now: the store counts it as an attempt).
+func (s *Service) release(ctx context.Context, ds []Delivery) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for _, d := range ds {
+		if err := s.store.Retry(rctx, d, s.clock.Now(), "released at shutdown"); err != nil {
+			s.log.Warn("outbox release at shutdown failed; the entry waits for its lease", "entry", d.Entry.ID, "error", err)
+		}
+	}
+}
+
+// deliverOne makes one attempt and settles the delivery in the store. Once
+// begun, an attempt outlives ctx (bounded by CallTimeout): aborting a call
+// the platform may already have acted on would only make a duplicate.
 func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) {
 	e := d.Entry
 	log := s.log.With("brand", e.Key.Brand, "conversation", e.Key.Conversation, "effect", string(e.Effect), "entry", e.ID, "attempt", d.Attempt)
+	ctx = context.WithoutCancel(ctx)
 	if r, ok := s.store.(Renewer); ok {
-		mine, err := r.Renew(ctx, d)
+		rctx, cancel := context.WithTimeout(ctx, settleTimeout)
+		mine, err := r.Renew(rctx, d)
+		cancel()
 		switch {
 		case err != nil:
 			// Unsettled: the lease runs out and the entry is handed out again.
 			log.Warn("outbox lease renewal failed; not attempting", "error", err)
 			return
 		case !mine:
+			s.rec.Delivery(e.Key.Brand, e.Platform, e.Effect, "skipped")
 			log.Info("outbox delivery skipped: completed, buried or taken over by another worker")
 			return
 		}
@@ -126,7 +152,7 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 	cancel()
 	// Settle with a context that outlives shutdown's cancel, briefly, so a
 	// finished call is not delivered again needlessly.
-	settle, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	settle, cancelSettle := context.WithTimeout(ctx, settleTimeout)
 	defer cancelSettle()
 	var serr error
 	switch {

@@ -210,6 +210,9 @@ func (a *App) serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	case <-ctx.Done():
 		a.Log.Info("shutting down")
+		// Workers stop claiming now and finish their calls in flight while
+		// the server drains: the two waits overlap, within the grace period.
+		stopWork()
 		sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
 		err = srv.Shutdown(sctx)
 		cancel()

@@ -398,6 +398,22 @@ func (e *env) start() {
 	})
 }
 
+// stop ends the bridge with SIGTERM (a deploy, a scale-down) and returns
+// its exit code.
+func (e *env) stop() int {
+	e.t.Helper()
+	require.NotNil(e.t, e.cmd, "bridge not running")
+	require.NoError(e.t, e.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-e.done:
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("the bridge did not stop within 30s of SIGTERM")
+	}
+	code := e.cmd.ProcessState.ExitCode()
+	e.cmd = nil
+	return code
+}
+
 // kill ends the bridge with SIGKILL: no graceful shutdown, nothing settled.
 func (e *env) kill() {
 	if e.cmd == nil {
