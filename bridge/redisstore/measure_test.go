@@ -230,13 +230,35 @@ func serverVersion(t *testing.T, c redis.UniversalClient) string {
 // MEMORY USAGE leaves out (the keyspace and expires dictionaries). It
 // starts a process, so it is skipped with -short.
 func TestMemoryBulk(t *testing.T) {
-	srv := redistest.StartServer(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"standalone", nil},
+		// A Cluster node keeps per-slot key lists: one node owning every
+		// slot shows that overhead without a whole cluster.
+		{"cluster node", []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { memoryBulk(t, tt.args) })
+	}
+}
+
+func memoryBulk(t *testing.T, args []string) {
+	srv := redistest.StartServerWith(t, args...)
 	c := redistest.Client(t, srv.Addr)
-	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
 	ctx := t.Context()
+	if len(args) > 0 {
+		require.NoError(t, c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err())
+		waitFor(t, 10*time.Second, "cluster_state:ok", func() bool {
+			info, err := c.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+	}
+	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
 	// A small run keeps the test cheap in CI; STEPUP_MEASURE=1 makes the
 	// figure stable (the README's numbers).
-	n, events := 2000, 5
+	n, events := 1000, 5
 	if os.Getenv("STEPUP_MEASURE") != "" {
 		n = 20000
 	}
