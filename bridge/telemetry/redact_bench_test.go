@@ -29,6 +29,7 @@ var scrubFragments = []string{
 	"whsec_", "whsk_", "whpk_", "wh", "sec_", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "@", "alex.morgan", "example.com",
 	"+", "+44 20 7946 0958", "0123456789", "-", "/login/", "/callback/", "/login/acme/", "p12.AbCdEfGhIjKlMnOpQrSt",
 	"?", "&", "=", "code=", "?state=", "&token=", "secret", "Key=", "ID_TOKEN=", "\"", "é", "日本",
+	"BeArEr\t", "bAsIc\r", "baſic ", "beare", "bas", "B", "b", "K", "ſ", "Authorization: Basic dXNlcjpwYXNz",
 }
 
 func TestScrubMatchesTheUnfilteredPatterns(t *testing.T) {
