@@ -3,8 +3,10 @@
 # machine (Redis on 127.0.0.1:6379, a 3-master Redis Cluster on loopback
 # ports) and runs the whole suite with the race detector.
 #
-#   bash deploy/test.sh            # everything (what CI runs)
-#   bash deploy/test.sh -short     # fast tier: no Redis restarts, no cluster
+#   bash deploy/test.sh            # everything (what CI runs): unit, Redis,
+#                                  # Cluster, durability, browser, fuzz tiers
+#   bash deploy/test.sh -short     # fast tier: no process restarts, no
+#                                  # cluster, no browser, no fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +51,16 @@ if [ -z "$short" ] && [ -x deploy/redis-cluster/cluster.sh ]; then
 	log "redis cluster: $STEPUP_REDIS_CLUSTER"
 fi
 
+if [ -z "$short" ] && [ "${STEPUP_SKIP_BROWSER:-}" != "1" ]; then
+	bash deploy/ensure-chromium.sh # the demo's browser tier drives Debian's chromium
+fi
+
 log "go vet"
 go vet ./...
 log "go test -race $short"
-go test -race -count=1 -timeout 12m $short ./... "$@"
+go test -race -count=1 -timeout 14m $short ./... "$@"
+
+if [ -z "$short" ] && [ $# -eq 0 ]; then
+	log "fuzz tier (bounded)"
+	bash deploy/fuzz.sh
+fi
