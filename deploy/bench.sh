@@ -2,7 +2,7 @@
 # Hot-path benchmarks, in benchstat's format, into a file.
 #
 #   bash deploy/bench.sh [OUT]            # OUT default: bench-<commit>-<time>.txt
-#   COUNT=10 BENCH='Webhook|Observe' bash deploy/bench.sh new.txt
+#   COUNT=10 BENCH='Webhook|Observe' BENCHTIME=500ms bash deploy/bench.sh new.txt
 #
 # Compare two runs (before/after a change):
 #
@@ -15,9 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:-bench-$(git rev-parse --short HEAD)-$(date -u +%Y%m%dT%H%M%SZ).txt}
+out=${1:-bench-$(git rev-parse --short HEAD 2>/dev/null || echo tree)-$(date -u +%Y%m%dT%H%M%SZ).txt}
 count=${COUNT:-6}
 bench=${BENCH:-.}
+benchtime=${BENCHTIME:-1s}
 pkgs=(
 	./adapters/standard/ # signature verification, event parsing
 	./adapters/liveperson/ # the same for LivePerson notifications
@@ -30,9 +31,9 @@ pkgs=(
 
 {
 	# benchstat keeps "key: value" lines as configuration of the results below.
-	echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+dirty')"
+	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+dirty')"
 	echo "go: $(go version | cut -d' ' -f3)"
 	echo "loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
-	go test -run '^$' -bench "$bench" -benchmem -count "$count" "${pkgs[@]}"
+	go test -run '^$' -bench "$bench" -benchmem -benchtime "$benchtime" -count "$count" "${pkgs[@]}"
 } | tee "$out"
 echo "wrote $out; compare with: go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da OLD $out" >&2
