@@ -22,6 +22,8 @@ targets=(
 	"./adapters/idpevents FuzzJWTToken"
 	"./config FuzzParse"
 	"./bridge/redisstore FuzzDecodeSession"
+	"./bridge/redisstore FuzzParseConv"
+	"./bridge/redisstore FuzzParseHandle"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
