@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
 	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
@@ -32,6 +33,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := telemetry.NewLogger(stderr, cfg.Server.LogFormat, cfg.Server.LogLevel)
+	redisstore.UseLogger(log) // go-redis' own messages, structured and redacted
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "path", w.Path, "warning", w.Message)
 	}
