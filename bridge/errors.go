@@ -19,6 +19,7 @@ var (
 	ErrUnauthenticated  = errors.New("unauthenticated request")
 	ErrMalformed        = errors.New("malformed request")
 	ErrUnavailable      = errors.New("store unavailable")
+	ErrEntryExpired     = errors.New("outbox entry expired before delivery (its login link is no longer valid)")
 )
 
 // permanentError marks a delivery failure that retrying cannot fix.

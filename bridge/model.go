@@ -180,6 +180,11 @@ type OutboxEntry struct {
 	// written by a step-up (the identity is only known to the store then).
 	Identity  *Identity `json:"identity,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt, when set, is when the call stops making sense (the login
+	// link it carries expires): a later attempt is not made and the entry
+	// goes to the dead letters. The outbox retries for days; a link for ten
+	// minutes.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Delivery is an outbox entry handed to a worker.

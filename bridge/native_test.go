@@ -188,3 +188,50 @@ func TestEventIDsArePerPlatform(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Duplicates, "same id, same platform: a retry")
 }
+
+// countingPlatform counts platform calls.
+type countingPlatform struct {
+	eventsPlatform
+	calls int
+}
+
+func (p *countingPlatform) Deliver(context.Context, bridge.OutboxEntry) error {
+	p.calls++
+	return nil
+}
+
+// TestExpiredLinkMessageNotDelivered: the outbox retries for days, a login
+// link lives minutes; a link message still undelivered when its link
+// expires goes to the dead letters, and the consumer never gets a dead link.
+func TestExpiredLinkMessageNotDelivered(t *testing.T) {
+	clock := storetest.NewClock()
+	st := memstore.New(memstore.Options{Clock: clock})
+	plat := &countingPlatform{}
+	brand := &bridge.Brand{ID: "acme", Platforms: map[string]bridge.Platform{"standard": plat}, Policy: bridge.Policy{
+		LinkTTL: 10 * time.Minute, MaxLinks: 5, LinkMessage: template.Must(template.New("l").Parse("{{.URL}}")),
+	}}
+	svc, err := bridge.NewService(bridge.Options{Store: st, Brands: []*bridge.Brand{brand}, Clock: clock, PublicURL: "https://bridge.example"})
+	require.NoError(t, err)
+	ctx := context.Background()
+	plat.next = []bridge.Event{{ID: "e1", Kind: bridge.EventConversationStarted, Conversation: "c1", Consumer: "anon"}}
+	_, err = svc.HandleWebhook(ctx, "acme", "standard", bridge.WebhookRequest{})
+	require.NoError(t, err)
+	link, err := svc.RequestLink(ctx, "acme", "c1", true)
+	require.NoError(t, err)
+
+	ds, err := st.Claim(ctx, "w", 10, 0)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.True(t, ds[0].Entry.ExpiresAt.Equal(link.ExpiresAt), "the link message expires with its link")
+
+	clock.Advance(10 * time.Minute)
+	err = svc.Deliver(ctx, ds[0].Entry)
+	require.ErrorIs(t, err, bridge.ErrEntryExpired)
+	assert.True(t, bridge.IsPermanent(err), "dead-lettered at once, not retried")
+	assert.Zero(t, plat.calls, "no platform call for an expired link")
+
+	// Before expiry it is delivered.
+	clock.Advance(-time.Second)
+	require.NoError(t, svc.Deliver(ctx, ds[0].Entry))
+	assert.Equal(t, 1, plat.calls)
+}

@@ -327,7 +327,7 @@ func (s *Service) issue(ctx context.Context, b *Brand, key Key, eventID string, 
 		if err := b.Policy.LinkMessage.Execute(&text, struct{ URL string }{link.URL}); err != nil {
 			return Link{}, Session{}, fmt.Errorf("render link message: %w", err)
 		}
-		outbox = append(outbox, OutboxEntry{ID: RandomString(16), Effect: EffectPostMessage, Key: key, Platform: platform, Consumer: consumer, Text: text.String(), CreatedAt: now})
+		outbox = append(outbox, OutboxEntry{ID: RandomString(16), Effect: EffectPostMessage, Key: key, Platform: platform, Consumer: consumer, Text: text.String(), CreatedAt: now, ExpiresAt: link.ExpiresAt})
 	}
 	sess, err := s.store.IssueTicket(ctx, IssueTicket{
 		EventID: eventID, Obs: obs, Key: key, TicketHash: tok.Hash(), Now: now,

@@ -216,6 +216,9 @@ func retryUnavailable(ctx context.Context, op func(context.Context) error) error
 // Deliver renders what only exists at delivery time (the agent note needs
 // the identity the store attached) and calls the platform.
 func (s *Service) Deliver(ctx context.Context, e OutboxEntry) error {
+	if !e.ExpiresAt.IsZero() && !s.clock.Now().Before(e.ExpiresAt) {
+		return Permanent(ErrEntryExpired)
+	}
 	b, err := s.Brand(e.Key.Brand)
 	if err != nil {
 		return Permanent(fmt.Errorf("brand %q is no longer configured", e.Key.Brand))
