@@ -35,6 +35,12 @@ func populateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := loopbackOnly("--redis", *addr); err != nil {
+		return err
+	}
+	if *db == 0 {
+		return errors.New("--redis-db 0 is the test suites' database: use another")
+	}
 	if *from < 0 || *to <= *from || *to > 2_000_000 || *events < 1 || *events > 100 {
 		return errors.New("need 0 <= --from < --to <= 2000000 and 1 <= --events <= 100")
 	}
@@ -145,6 +151,9 @@ func cleanupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *db == 0 {
 		return errors.New("refusing to clean database 0 (the test suites' database)")
+	}
+	if err := loopbackOnly("--redis", *addr); err != nil {
+		return err
 	}
 	rc := redis.NewClient(&redis.Options{Addr: *addr, DB: *db})
 	defer rc.Close()

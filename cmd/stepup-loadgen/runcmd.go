@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +52,7 @@ type runOptions struct {
 	perfSeconds int
 	perfOut     string
 	platforms   []string
+	bridgeEnv   []string
 	target      string
 	targetKey   string
 	targetBrand string
@@ -76,7 +78,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o runOptions
-	var skip, platforms string
+	var skip, platforms, benv string
 	fs.StringVar(&o.bridgeBin, "bridge-bin", "", "stepup-bridge binary (default: go build ./cmd/stepup-bridge into a temporary directory)")
 	fs.IntVar(&o.port, "port", 18080, "loopback port of the server under test (the baseline, then the bridge)")
 	fs.StringVar(&o.store, "store", "redis", "bridge store.driver: redis or memory")
@@ -98,6 +100,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&skip, "skip", "", "comma-separated phases to skip: baseline, max, fixed, stepups")
 	fs.StringVar(&platforms, "platforms", "standard,liveperson", "adapters to load, each with its own baseline and max phases (the fixed-rate phase uses the first)")
 	fs.StringVar(&o.logLevel, "bridge-log-level", "info", "the bridge's server.log_level (info: an access-log line per request, as in production)")
+	fs.StringVar(&benv, "bridge-env", "", "comma-separated KEY=VALUE added to the bridge's environment (e.g. GOMAXPROCS=1,GOGC=200)")
 	fs.StringVar(&o.bridgeLog, "bridge-log", "", "file for the bridge's log (default: discarded)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the bridge's keys in Redis after the run")
@@ -109,6 +112,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.targetBrand, "brand", "acme", "with --target: the brand id")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, kv := range strings.Split(benv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				return fmt.Errorf("--bridge-env: %q is not KEY=VALUE", kv)
+			}
+			o.bridgeEnv = append(o.bridgeEnv, kv)
+		}
 	}
 	o.skip = map[string]bool{}
 	for _, s := range strings.Split(skip, ",") {
@@ -131,7 +142,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if o.conc < 1 || o.duration <= 0 || o.duration > time.Hour || o.sustain > time.Hour {
 		return errors.New("need --concurrency >= 1 and durations up to 1h")
 	}
+	if err := loopbackOnly("--redis", o.redisAddr); err != nil {
+		return err
+	}
 	if o.target != "" {
+		u, err := url.Parse(o.target)
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		if err := loopbackOnly("--target", u.Host); err != nil {
+			return err
+		}
 		return runTarget(ctx, o, stdout)
 	}
 	if o.store == "redis" && o.redisDB == 0 {
@@ -143,6 +164,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"store": o.store, "redis": fmt.Sprintf("%s db %d", o.redisAddr, o.redisDB), "conversations": strconv.Itoa(o.active),
 		"events_per_conversation": strconv.Itoa(o.perConv), "verify_every": strconv.Itoa(o.verifyEvery),
 		"existing": strconv.Itoa(o.existing), "bridge_log_level": o.logLevel, "port": strconv.Itoa(o.port),
+		"bridge_env": strings.Join(o.bridgeEnv, " "),
 	}, Extra: map[string]any{}}
 
 	tmp, err := os.MkdirTemp("", "stepup-loadgen-")
@@ -265,6 +287,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for k, v := range sec {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, o.bridgeEnv...)
 	l.printf("bridge: %s on %s (store %s)", o.bridgeBin, addr, o.store)
 	bp, err := startProc("bridge", cmd, blog)
 	if err != nil {
@@ -447,6 +470,22 @@ func baselineOf(rep *report, platform string) float64 {
 		}
 	}
 	return 0
+}
+
+// loopbackOnly refuses an address that is not on this machine's loopback:
+// the load generator never sends load anywhere else.
+func loopbackOnly(flagName, hostport string) error {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s %q: loopback addresses only (127.0.0.0/8, ::1, localhost)", flagName, hostport)
+	}
+	return nil
 }
 
 // lpClientID is the LivePerson app install of the generated brand.
