@@ -71,6 +71,9 @@ type ConfirmCode struct {
 	CodeHash    string
 	MaxAttempts int
 	Outbox      []OutboxEntry // written (with the identity) if the code matches
+	// Feedback is written when the result is its key (mismatch, locked,
+	// expired): tells the consumer what happened to the code they typed.
+	Feedback map[CodeResult]OutboxEntry
 }
 
 // CodeResult is what a ConfirmCode did.

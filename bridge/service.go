@@ -39,6 +39,9 @@ type Policy struct {
 	// LoginWindow is how long a recorded login (platform-native step-up)
 	// waits for the platform's swap; 0 = DefaultLoginWindow.
 	LoginWindow time.Duration
+	// CodeFeedback is what the consumer is told when a code they typed did
+	// not match, locked the login or had expired ("" or absent: nothing).
+	CodeFeedback map[CodeResult]string
 }
 
 // Brand is one tenant wired to its adapters.
@@ -199,7 +202,8 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		}
 		res, sess, err := s.store.ConfirmCode(ctx, ConfirmCode{
 			EventID: ev.ID, Obs: obs, CodeHash: CodeHash(key, code), MaxAttempts: pol.CodeAttempts,
-			Outbox: s.stepUpEffects(b, platform, key, ev.Consumer, now),
+			Outbox:   s.stepUpEffects(b, platform, key, ev.Consumer, now),
+			Feedback: s.codeFeedback(b, platform, key, ev.Consumer, now),
 		})
 		if err != nil {
 			return outcomeOf(err), err
@@ -283,6 +287,21 @@ func (s *Service) stepUpEffects(b *Brand, platform string, key Key, consumer str
 	}
 	if b.Policy.Skill != "" {
 		out = append(out, mk(EffectRouteSkill, b.Policy.Skill))
+	}
+	return out
+}
+
+// codeFeedback are the consumer messages for each failed code result.
+func (s *Service) codeFeedback(b *Brand, platform string, key Key, consumer string, now time.Time) map[CodeResult]OutboxEntry {
+	var out map[CodeResult]OutboxEntry
+	for res, text := range b.Policy.CodeFeedback {
+		if text == "" {
+			continue
+		}
+		if out == nil {
+			out = map[CodeResult]OutboxEntry{}
+		}
+		out[res] = OutboxEntry{ID: RandomString(16), Effect: EffectPostMessage, Key: key, Platform: platform, Consumer: consumer, Text: text, CreatedAt: now}
 	}
 	return out
 }

@@ -100,6 +100,10 @@ func (s *StepUp) setDefaults() {
 	s.NotifyAgents = true
 	s.NotifyMessage = "Consumer verified: {{.Name}} ({{.Subject}}) via {{.Provider}} at {{.VerifiedAt}}"
 	s.ConsumerMessage = "Thanks, you are now verified."
+	// A consumer who typed a code must learn what became of it.
+	s.WrongCodeMessage = "That code does not match. Please check the code on the sign-in page and type it again."
+	s.CodeLockedMessage = "Too many wrong codes: that sign-in was cancelled for your security. Please ask for a new sign-in link."
+	s.CodeExpiredMessage = "That code has expired. Please ask for a new sign-in link."
 	// A platform swaps the consumer seconds after the login; half an hour
 	// covers a slow consumer without keeping logins around for long.
 	s.LoginWindow = 30 * time.Minute

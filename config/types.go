@@ -177,6 +177,11 @@ type StepUp struct {
 	NotifyMessage string `yaml:"notify_message"`
 	// ConsumerMessage is posted to the consumer after the step-up ("" = none).
 	ConsumerMessage string `yaml:"consumer_message"`
+	// WrongCodeMessage, CodeLockedMessage and CodeExpiredMessage tell the
+	// consumer what happened to a confirm code they typed ("" = say nothing).
+	WrongCodeMessage   string `yaml:"wrong_code_message"`
+	CodeLockedMessage  string `yaml:"code_locked_message"`
+	CodeExpiredMessage string `yaml:"code_expired_message"`
 	// Skill/queue to route a stepped-up conversation to ("" = none).
 	Skill string `yaml:"skill"`
 	// LoginWindow is how long a login recorded by the token endpoint or an

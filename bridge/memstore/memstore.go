@@ -321,6 +321,15 @@ func (s *Store) stepUp(sess *bridge.Session, id *bridge.Identity, now time.Time,
 func (s *Store) ConfirmCode(_ context.Context, cmd bridge.ConfirmCode) (bridge.CodeResult, bridge.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	res, sess, err := s.confirmCode(cmd)
+	if e, ok := cmd.Feedback[res]; ok && err == nil {
+		s.enqueue([]bridge.OutboxEntry{e}, nil, cmd.Obs.At)
+	}
+	return res, sess, err
+}
+
+// confirmCode is ConfirmCode without the feedback; call with mu held.
+func (s *Store) confirmCode(cmd bridge.ConfirmCode) (bridge.CodeResult, bridge.Session, error) {
 	now := cmd.Obs.At
 	s.sweep(now)
 	if s.seenBefore(cmd.Obs.Key.Brand, cmd.EventID, now) {

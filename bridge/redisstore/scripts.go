@@ -129,10 +129,11 @@ end
 
 -- enqueue appends the outbox entries in ARGV[first..] (pairs: entry id,
 -- entry JSON) to the stream; a non-nil identity JSON is spliced into each.
-local function enqueue(stream, group, first, ident)
-  if first > #ARGV then return end
+local function enqueue(stream, group, first, ident, last)
+  last = last or #ARGV
+  if first > last then return end
   ensuregroup(stream, group)
-  for i = first, #ARGV, 2 do
+  for i = first, last, 2 do
     local body = ARGV[i + 1]
     if ident then body = string.sub(body, 1, -2) .. ',"identity":' .. ident .. '}' end
     redis.call('XADD', stream, '*', 'i', ARGV[i], 'b', body, 'n', '0')
@@ -286,8 +287,10 @@ return {'ok', raw}
 // KEYS: 1 session, 2 dedupe set, 3 outbox stream.
 // ARGV: 1 now (the message time), 2 session ttl, 3 dedupe ttl, 4 event
 // member, 5 platform, 6 consumer, 7 channel, 8 code hash, 9 max attempts,
-// 10 consumer group, 11.. outbox entries (written, with the identity, on a
-// match).
+// 10 consumer group, 11 the number N of ARGV slots of the match entries,
+// 12..11+N outbox entries (id, JSON; written, with the identity, on a
+// match), then feedback entries as triples (result, id, JSON), each written
+// only when the code's result is that result.
 // Returns {"ok", result, session} or {"dup"}.
 var confirmScript = redis.NewScript(prelude + `
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -318,7 +321,14 @@ else
   end
 end
 local raw = save(KEYS[1], s, ttl)
-if res == 'matched' then enqueue(KEYS[3], ARGV[10], 11, s.id) end
+local nm = tonumber(ARGV[11])
+if res == 'matched' then enqueue(KEYS[3], ARGV[10], 12, s.id, 11 + nm) end
+for i = 12 + nm, #ARGV, 3 do
+  if ARGV[i] == res then
+    ensuregroup(KEYS[3], ARGV[10])
+    redis.call('XADD', KEYS[3], '*', 'i', ARGV[i + 1], 'b', ARGV[i + 2], 'n', '0')
+  end
+end
 return {'ok', res, raw}
 `)
 

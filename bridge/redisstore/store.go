@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -529,11 +531,19 @@ func (s *Store) ConfirmCode(ctx context.Context, cmd bridge.ConfirmCode) (bridge
 	p := key.Partition()
 	args := []any{
 		ms(cmd.Obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(cmd.EventID),
-		cmd.Obs.Platform, cmd.Obs.Consumer, cmd.Obs.Channel, cmd.CodeHash, cmd.MaxAttempts, group,
+		cmd.Obs.Platform, cmd.Obs.Consumer, cmd.Obs.Channel, cmd.CodeHash, cmd.MaxAttempts, group, 2 * len(cmd.Outbox),
 	}
 	args, err := entryArgs(args, cmd.Outbox, true)
 	if err != nil {
 		return "", bridge.Session{}, err
+	}
+	for _, result := range slices.Sorted(maps.Keys(cmd.Feedback)) {
+		e := cmd.Feedback[result]
+		b, err := json.Marshal(e)
+		if err != nil {
+			return "", bridge.Session{}, fmt.Errorf("redisstore: encode outbox entry: %w", err)
+		}
+		args = append(args, string(result), e.ID, b)
 	}
 	res, err := s.run(ctx, "confirm code", confirmScript,
 		[]string{s.k.session(key), s.k.dedupe(key), s.k.streams[p]}, args...)
@@ -551,7 +561,7 @@ func (s *Store) ConfirmCode(ctx context.Context, cmd bridge.ConfirmCode) (bridge
 	if err != nil {
 		return "", bridge.Session{}, err
 	}
-	if result == bridge.CodeMatched && len(cmd.Outbox) > 0 {
+	if _, fb := cmd.Feedback[result]; fb || (result == bridge.CodeMatched && len(cmd.Outbox) > 0) {
 		s.enqueued()
 	}
 	return result, sess, nil

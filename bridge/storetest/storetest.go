@@ -144,6 +144,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Races", func(t *testing.T) { testRaces(t, factory) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, factory) })
 	t.Run("NativeStepUp", func(t *testing.T) { testNativeStepUp(t, factory) })
+	t.Run("CodeFeedback", func(t *testing.T) { testCodeFeedback(t, factory) })
 }
 
 func testObserve(t *testing.T, factory Factory) {

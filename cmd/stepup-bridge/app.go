@@ -162,6 +162,9 @@ func policy(s config.StepUp) (bridge.Policy, error) {
 		CodeAttempts: s.CodeAttempts, MaxLinks: s.MaxLinks, Channels: s.Channels, AgentCommand: s.AgentCommand,
 		LinkMessage: link, NotifyAgents: s.NotifyAgents, NotifyMessage: note, ConsumerMessage: s.ConsumerMessage, Skill: s.Skill,
 		LoginWindow: s.LoginWindow,
+		CodeFeedback: map[bridge.CodeResult]string{
+			bridge.CodeMismatch: s.WrongCodeMessage, bridge.CodeLocked: s.CodeLockedMessage, bridge.CodeExpired: s.CodeExpiredMessage,
+		},
 	}, nil
 }
 

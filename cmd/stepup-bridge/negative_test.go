@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -458,7 +459,7 @@ func TestConfirmCodeRejected(t *testing.T) {
 				assert.Equal(t, bridge.StateLoginVerified, b.State)
 				assert.Equal(t, 1, b.CodeAttempts, "a wrong code in B")
 				assert.Nil(t, b.Identity)
-				h.requireNoOutbox()
+				h.requireOnlyFeedback(convB, "That code does not match.")
 
 				// In its own conversation the same code steps up.
 				h.webhook("acme", consumerSays(convA, consumerA, codeA))
@@ -486,12 +487,12 @@ func TestConfirmCodeRejected(t *testing.T) {
 				assert.Empty(t, s.CodeHash)
 				assert.Nil(t, s.Pending)
 
-				// The right code now comes too late.
+				// The right code now comes too late: an ordinary message.
 				h.webhook("acme", consumerSays(conv, consumer, code))
 				s = h.session("acme", conv)
 				assert.NotEqual(t, bridge.StateSteppedUp, s.State)
 				assert.Nil(t, s.Identity)
-				h.requireNoOutbox()
+				h.requireOnlyFeedback(conv, "That code does not match.", "That code does not match.", "Too many wrong codes")
 			})
 
 			t.Run("expired code", func(t *testing.T) {
@@ -503,8 +504,25 @@ func TestConfirmCodeRejected(t *testing.T) {
 				s := h.session("acme", conv)
 				assert.NotEqual(t, bridge.StateSteppedUp, s.State)
 				assert.Nil(t, s.Identity)
-				h.requireNoOutbox()
+				h.requireOnlyFeedback(conv, "That code has expired.")
 			})
 		})
+	}
+}
+
+// requireOnlyFeedback asserts that the outbox holds exactly the consumer
+// messages telling what became of the codes typed in conv (their texts
+// start with the given prefixes, in any order), and no step-up effect.
+func (h *harness) requireOnlyFeedback(conv string, prefixes ...string) {
+	h.t.Helper()
+	got := h.drainOutbox()
+	require.Len(h.t, got, len(prefixes), "outbox entries written")
+	slices.SortFunc(got, func(a, b bridge.OutboxEntry) int { return strings.Compare(a.Text, b.Text) })
+	prefixes = slices.Sorted(slices.Values(prefixes))
+	for i, e := range got {
+		assert.Equal(h.t, bridge.EffectPostMessage, e.Effect)
+		assert.Equal(h.t, conv, e.Key.Conversation)
+		assert.Nil(h.t, e.Identity)
+		assert.True(h.t, strings.HasPrefix(e.Text, prefixes[i]), "feedback %d: %q", i, e.Text)
 	}
 }
