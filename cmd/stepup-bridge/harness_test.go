@@ -33,6 +33,7 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/adapters/standard/standardtest"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
+	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
 	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
@@ -238,10 +239,22 @@ func newHarness(t *testing.T, sc storeCase, ho harnessOptions) *harness {
 	}
 	store := "  driver: memory\n"
 	prefix := ""
-	if sc.driver == "redis" {
+	switch sc.driver {
+	case "redis":
 		prefix = "e2e-" + strings.ReplaceAll(bridge.RandomString(9), "_", "x")
 		store = fmt.Sprintf("  driver: redis\n  redis:\n    addrs: [%q]\n", redisAddr)
 		cleanRedis(t, prefix)
+	case "redis-cluster":
+		addrs := redistest.ClusterAddrs()
+		require.NotEmpty(t, addrs, "the caller skips the cluster case when STEPUP_REDIS_CLUSTER is unset")
+		prefix = "e2e-" + strings.ReplaceAll(bridge.RandomString(9), "_", "x")
+		store = fmt.Sprintf("  driver: redis\n  redis:\n    addrs: [%s]\n", `"`+strings.Join(addrs, `", "`)+`"`)
+		c := redistest.Client(t, addrs...)
+		t.Cleanup(func() {
+			if err := redistest.DeletePrefix(context.Background(), c, prefix); err != nil {
+				t.Logf("cleaning cluster prefix %s: %v", prefix, err)
+			}
+		})
 	}
 	yaml := fmt.Sprintf(`server:
   listen: "127.0.0.1:0"
