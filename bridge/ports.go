@@ -39,6 +39,11 @@ type IssueTicket struct {
 	ExpiresAt  time.Time
 	MaxLinks   int // links per conversation; 0 = unlimited
 	Outbox     []OutboxEntry
+	// RefusalNotes, for a command from an event (EventID set), are written
+	// when the command is refused, keyed by the refusal (ErrClosed,
+	// ErrAlreadySteppedUp, ErrTooManyLinks): the agent who typed the
+	// command learns why no link went out. The event then counts as seen.
+	RefusalNotes map[error]OutboxEntry
 }
 
 // BeginLogin consumes a ticket and stores the OIDC transaction it starts.

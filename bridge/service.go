@@ -348,10 +348,23 @@ func (s *Service) issue(ctx context.Context, b *Brand, key Key, eventID string, 
 		}
 		outbox = append(outbox, OutboxEntry{ID: RandomString(16), Effect: EffectPostMessage, Key: key, Platform: platform, Consumer: consumer, Text: text.String(), CreatedAt: now, ExpiresAt: link.ExpiresAt})
 	}
-	sess, err := s.store.IssueTicket(ctx, IssueTicket{
+	cmd := IssueTicket{
 		EventID: eventID, Obs: obs, Key: key, TicketHash: tok.Hash(), Now: now,
 		ExpiresAt: link.ExpiresAt, MaxLinks: b.Policy.MaxLinks, Outbox: outbox,
-	})
+	}
+	if eventID != "" {
+		// An agent's command: if it is refused, say why in an agents-only
+		// note (an API caller gets the reason in the HTTP answer instead).
+		note := func(text string) OutboxEntry {
+			return OutboxEntry{ID: RandomString(16), Effect: EffectNotifyAgents, Key: key, Platform: platform, Consumer: consumer, Text: text, CreatedAt: now}
+		}
+		cmd.RefusalNotes = map[error]OutboxEntry{
+			ErrAlreadySteppedUp: note("No verification link sent: this conversation is already verified."),
+			ErrClosed:           note("No verification link sent: this conversation is closed."),
+			ErrTooManyLinks:     note(fmt.Sprintf("No verification link sent: this conversation already had %d links, the most allowed.", b.Policy.MaxLinks)),
+		}
+	}
+	sess, err := s.store.IssueTicket(ctx, cmd)
 	return link, sess, err
 }
 

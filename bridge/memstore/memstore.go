@@ -172,6 +172,16 @@ func (s *Store) Get(_ context.Context, key bridge.Key) (bridge.Session, error) {
 func (s *Store) IssueTicket(_ context.Context, cmd bridge.IssueTicket) (bridge.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sess, err := s.issueTicket(cmd)
+	if note, ok := cmd.RefusalNotes[err]; ok && cmd.EventID != "" {
+		s.markSeen(cmd.Key.Brand, cmd.EventID, cmd.Now)
+		s.enqueue([]bridge.OutboxEntry{note}, nil, cmd.Now)
+	}
+	return sess, err
+}
+
+// issueTicket is IssueTicket without the refusal notes; call with mu held.
+func (s *Store) issueTicket(cmd bridge.IssueTicket) (bridge.Session, error) {
 	s.sweep(cmd.Now)
 	if s.seenBefore(cmd.Key.Brand, cmd.EventID, cmd.Now) {
 		return bridge.Session{}, bridge.ErrDuplicate

@@ -181,20 +181,39 @@ return {'ok', save(KEYS[1], s, ttl)}
 // observation is given, 6 observation time, 7 platform, 8 consumer,
 // 9 channel, 10 ticket hash, 11 link expiry (ms), 12 max links (0 = no
 // limit), 13 ticket value (the encoded conversation), 14 consumer group,
-// 15.. outbox entries (id, JSON).
-// Returns {"ok", session} or {"dup"|"notfound"|"closed"|"stepped"|"toomany"}.
+// 15 the number N of ARGV slots of the outbox entries, 16..15+N outbox
+// entries (id, JSON), then refusal notes as triples (refusal status, id,
+// JSON), one written when an event's command is refused with that status.
+// Returns {"ok", session} or {"dup"|"notfound"|"closed"|"stepped"|"toomany"}
+// (a refusal that wrote its note has "noted" second).
 var issueScript = redis.NewScript(prelude + `
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local nm = tonumber(ARGV[15])
+-- refuse answers a refused command; for an event with a note for that
+-- refusal, the note is written and the event counts as seen.
+local function refuse(status)
+  if ARGV[4] ~= '' then
+    for i = 16 + nm, #ARGV, 3 do
+      if ARGV[i] == status then
+        mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+        ensuregroup(KEYS[4], ARGV[14])
+        redis.call('XADD', KEYS[4], '*', 'i', ARGV[i + 1], 'b', ARGV[i + 2], 'n', '0')
+        return {status, 'noted'}
+      end
+    end
+  end
+  return {status}
+end
 if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
 local cur, err = load(KEYS[1], now, ttl)
 if err then return err end
 if not cur and ARGV[5] ~= '1' then return {'notfound'} end
 local st = cur and cur.st or 'a'
-if st == 'c' then return {'closed'} end
-if st == 's' then return {'stepped'} end
+if st == 'c' then return refuse('closed') end
+if st == 's' then return refuse('stepped') end
 local links = tonumber(cur and cur.ln or '0')
 local max = tonumber(ARGV[12])
-if max > 0 and links >= max then return {'toomany'} end
+if max > 0 and links >= max then return refuse('toomany') end
 
 mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
 local s
@@ -214,7 +233,7 @@ s.ln = int(tonumber(s.ln or '0') + 1)
 clearcode(s)
 local raw = save(KEYS[1], s, ttl)
 redis.call('SET', KEYS[3], ARGV[13], 'PX', math.max(1, tonumber(ARGV[11]) - now))
-enqueue(KEYS[4], ARGV[14], 15, nil)
+enqueue(KEYS[4], ARGV[14], 16, nil, 15 + nm)
 return {'ok', raw}
 `)
 

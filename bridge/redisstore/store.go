@@ -383,11 +383,20 @@ func (s *Store) IssueTicket(ctx context.Context, cmd bridge.IssueTicket) (bridge
 	args := []any{
 		ms(cmd.Now), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(cmd.EventID),
 		hasObs, ms(obs.At), obs.Platform, obs.Consumer, obs.Channel,
-		cmd.TicketHash, ms(cmd.ExpiresAt), cmd.MaxLinks, conv(cmd.Key), group,
+		cmd.TicketHash, ms(cmd.ExpiresAt), cmd.MaxLinks, conv(cmd.Key), group, 2 * len(cmd.Outbox),
 	}
 	args, err := entryArgs(args, cmd.Outbox, false)
 	if err != nil {
 		return bridge.Session{}, err
+	}
+	for status, sentinel := range refusalStatuses {
+		if e, ok := cmd.RefusalNotes[sentinel]; ok {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return bridge.Session{}, fmt.Errorf("redisstore: encode outbox entry: %w", err)
+			}
+			args = append(args, status, e.ID, b)
+		}
 	}
 	res, err := s.run(ctx, "issue ticket", issueScript,
 		[]string{s.k.session(cmd.Key), s.k.dedupe(cmd.Key), s.k.ticket(p, cmd.TicketHash), s.k.streams[p]}, args...)
@@ -395,12 +404,22 @@ func (s *Store) IssueTicket(ctx context.Context, cmd bridge.IssueTicket) (bridge
 		return bridge.Session{}, err
 	}
 	if res[0] != "ok" {
+		if len(res) > 1 && res[1] == "noted" {
+			s.enqueued()
+		}
 		return bridge.Session{}, refusal(fmt.Sprint(res[0]), nil)
 	}
 	if len(cmd.Outbox) > 0 {
 		s.enqueued()
 	}
 	return sessionReply(cmd.Key, res, 1)
+}
+
+// refusalStatuses are the issue script's refusals that can carry a note.
+var refusalStatuses = map[string]error{
+	"closed":  bridge.ErrClosed,
+	"stepped": bridge.ErrAlreadySteppedUp,
+	"toomany": bridge.ErrTooManyLinks,
 }
 
 // ticketKey finds the conversation a ticket points to (one GET). The

@@ -76,3 +76,62 @@ func testCodeFeedback(t *testing.T, factory Factory) {
 		assert.Equal(t, bridge.EffectNotifyAgents, ds[0].Entry.Effect)
 	})
 }
+
+// testRefusalNotes: a refused command from an event writes the note for
+// that refusal (once: the event then counts as seen) and nothing else; an
+// API command (no event id) writes none.
+func testRefusalNotes(t *testing.T, factory Factory) {
+	notes := func(f *fixture) map[error]bridge.OutboxEntry {
+		m := map[error]bridge.OutboxEntry{}
+		for _, e := range []error{bridge.ErrClosed, bridge.ErrAlreadySteppedUp, bridge.ErrTooManyLinks} {
+			n := f.entry(bridge.EffectNotifyAgents)
+			n.Text = e.Error()
+			m[e] = n
+		}
+		return m
+	}
+	issue := func(f *fixture, eventID string, maxLinks int) error {
+		obs := f.obs()
+		_, err := f.s.IssueTicket(f.ctx, bridge.IssueTicket{EventID: eventID, Obs: &obs, Key: f.key, TicketHash: bridge.NewToken(f.key).Hash(), Now: f.clock.Now(),
+			ExpiresAt: f.clock.Now().Add(time.Minute), MaxLinks: maxLinks, Outbox: []bridge.OutboxEntry{f.entry(bridge.EffectPostMessage)}, RefusalNotes: notes(f)})
+		return err
+	}
+	texts := func(f *fixture) []string {
+		var out []string
+		for _, d := range f.claimAll() {
+			out = append(out, string(d.Entry.Effect)+": "+d.Entry.Text)
+			require.NoError(t, f.s.Ack(f.ctx, d))
+		}
+		return out
+	}
+
+	t.Run("too many links", func(t *testing.T) {
+		f := newFixture(t, factory)
+		require.NoError(t, issue(f, "cmd-1", 1))
+		assert.Len(t, texts(f), 1, "the link message")
+		require.ErrorIs(t, issue(f, "cmd-2", 1), bridge.ErrTooManyLinks)
+		assert.Equal(t, []string{"notify_agents: " + bridge.ErrTooManyLinks.Error()}, texts(f))
+		require.ErrorIs(t, issue(f, "cmd-2", 1), bridge.ErrDuplicate, "the refused event counts as seen")
+		assert.Empty(t, texts(f))
+		assert.Equal(t, 1, f.get().LinksIssued)
+		// From the API (no event): refused, no note.
+		require.ErrorIs(t, issue(f, "", 1), bridge.ErrTooManyLinks)
+		assert.Empty(t, texts(f))
+	})
+	t.Run("stepped up and closed", func(t *testing.T) {
+		f := newFixture(t, factory)
+		f.pendingCode("123456")
+		_, _, err := f.confirm("m-1", "123456")
+		require.NoError(t, err)
+		f.claimAll()
+		require.ErrorIs(t, issue(f, "cmd-1", 5), bridge.ErrAlreadySteppedUp)
+		assert.Equal(t, []string{"notify_agents: " + bridge.ErrAlreadySteppedUp.Error()}, texts(f))
+
+		g := newFixture(t, factory)
+		_, err = g.s.Close(g.ctx, "close-1", g.obs())
+		require.NoError(t, err)
+		require.ErrorIs(t, issue(g, "cmd-1", 5), bridge.ErrClosed)
+		assert.Equal(t, []string{"notify_agents: " + bridge.ErrClosed.Error()}, texts(g))
+		assert.Equal(t, bridge.StateClosed, g.get().State)
+	})
+}

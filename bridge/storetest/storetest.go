@@ -145,6 +145,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Logins", func(t *testing.T) { testLogins(t, factory) })
 	t.Run("NativeStepUp", func(t *testing.T) { testNativeStepUp(t, factory) })
 	t.Run("CodeFeedback", func(t *testing.T) { testCodeFeedback(t, factory) })
+	t.Run("RefusalNotes", func(t *testing.T) { testRefusalNotes(t, factory) })
 }
 
 func testObserve(t *testing.T, factory Factory) {

@@ -49,7 +49,8 @@ func TestFlowEdges(t *testing.T) {
 				assert.Equal(t, before.Identity, after.Identity)
 				assert.Equal(t, before.SteppedUpAt, after.SteppedUpAt)
 				assert.Equal(t, before.LinksIssued, after.LinksIssued)
-				h.requireNoOutbox()
+				// Only the agent hears why their /verify did nothing.
+				h.requireOnly(conv, bridge.EffectNotifyAgents, "No verification link sent: this conversation is already verified.")
 			})
 
 			t.Run("callback replayed after success", func(t *testing.T) {
@@ -90,7 +91,7 @@ func TestFlowEdges(t *testing.T) {
 				// The agent command is refused too, and acknowledged.
 				assert.Equal(t, float64(1), h.webhook("acme", agentSays(conv, "/verify"))["events"])
 				assert.Equal(t, before, h.session("acme", conv), "session changed")
-				h.requireNoOutbox()
+				h.requireOnly(conv, bridge.EffectNotifyAgents, "No verification link sent: this conversation already had 5 links")
 			})
 
 			t.Run("closed conversation", func(t *testing.T) {

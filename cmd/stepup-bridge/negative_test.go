@@ -515,12 +515,19 @@ func TestConfirmCodeRejected(t *testing.T) {
 // start with the given prefixes, in any order), and no step-up effect.
 func (h *harness) requireOnlyFeedback(conv string, prefixes ...string) {
 	h.t.Helper()
+	h.requireOnly(conv, bridge.EffectPostMessage, prefixes...)
+}
+
+// requireOnly asserts that the outbox holds exactly entries of one effect
+// for conv, without identity, whose texts start with prefixes (any order).
+func (h *harness) requireOnly(conv string, effect bridge.Effect, prefixes ...string) {
+	h.t.Helper()
 	got := h.drainOutbox()
 	require.Len(h.t, got, len(prefixes), "outbox entries written")
 	slices.SortFunc(got, func(a, b bridge.OutboxEntry) int { return strings.Compare(a.Text, b.Text) })
 	prefixes = slices.Sorted(slices.Values(prefixes))
 	for i, e := range got {
-		assert.Equal(h.t, bridge.EffectPostMessage, e.Effect)
+		assert.Equal(h.t, effect, e.Effect)
 		assert.Equal(h.t, conv, e.Key.Conversation)
 		assert.Nil(h.t, e.Identity)
 		assert.True(h.t, strings.HasPrefix(e.Text, prefixes[i]), "feedback %d: %q", i, e.Text)
