@@ -32,6 +32,38 @@ type LivePersonPlatform struct {
 	// Connector is the authentication connector (code flow) the bridge
 	// serves at /token/{brand} and /jwks/{brand}.
 	Connector LivePersonConnector `yaml:"connector"`
+	// ConnectorAPI attaches a bridge-driven login to the consumer of a
+	// channel the brand connects through LivePerson's Connector API.
+	ConnectorAPI LivePersonConnectorAPI `yaml:"connector_api"`
+}
+
+// LivePersonConnectorAPI is LivePerson's Connector API (Send API) used on
+// behalf of the consumer of a brand's own connector, for bridge-driven
+// step-up: once the consumer logged in through the bridge's link, the
+// bridge sends a SEND userprofile.SetUserProfile with the verified
+// identity's SDEs (authenticatedData.lp_sdes) as that consumer. The Send
+// API speaks as the consumer, so it carries nothing *to* the consumer: the
+// login link is posted on the agent side (agent user) and reaches the
+// consumer through the brand connector's webhooks.
+type LivePersonConnectorAPI struct {
+	Enabled bool `yaml:"enabled"`
+	// ClientID and ClientSecret are the app install of the brand's
+	// connector (scope msg.consumer), for Sentinel's client_credentials.
+	// LivePerson's IdP maps an ext_consumer_id to the conversation's
+	// consumer for that install. Empty: the platform's client_id and
+	// client_secret.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// ExtConsumerIDSDE is the ctmrinfo field (e.g. ctmrinfo.socialId) in
+	// which the brand's connector puts the consumer's ext_consumer_id when
+	// it opens the conversation (CONVERSATION's SetUserProfile). LivePerson
+	// never tells the bridge a Connector API consumer's ext_consumer_id in
+	// any other way; the bridge reads it from the consumer's profile and
+	// checks that the ConsumerJWS it gets names the conversation's consumer.
+	ExtConsumerIDSDE string `yaml:"ext_consumer_id_sde"`
+	// SDEs adds mapped SDEs (sde path: attribute) next to
+	// ctmrinfo.customerId, which is always the subject; as connector.sdes.
+	SDEs map[string]string `yaml:"sdes"`
 }
 
 // LivePersonAgent is a LivePerson user: username with password, or with an
@@ -136,6 +168,29 @@ func (p *LivePersonPlatform) validate(r *collector, path string) {
 		r.warnf(ap, "no agent user: step-ups are not detected and agents are not notified")
 	}
 	p.Connector.validate(r, join(path, "connector"))
+	p.ConnectorAPI.validate(r, join(path, "connector_api"), a.Username != "")
+}
+
+func (c *LivePersonConnectorAPI) validate(r *collector, path string, agent bool) {
+	if !c.Enabled {
+		return
+	}
+	if !agent {
+		r.errorf(path, "needs the agent user: the consumer's ext_consumer_id is read from its profile")
+	}
+	secret := c.ClientSecret.Ref != "" || c.ClientSecret.IsSet()
+	if (c.ClientID == "") != !secret {
+		r.errorf(path, "client_id and client_secret go together (the connector's app install), or neither for the platform's")
+	}
+	field, ok := strings.CutPrefix(c.ExtConsumerIDSDE, "ctmrinfo.")
+	if !ok || !slices.Contains(LivePersonSDEFields["ctmrinfo"], field) {
+		r.errorf(join(path, "ext_consumer_id_sde"), "required: the ctmrinfo field the brand's connector puts the ext_consumer_id in (ctmrinfo.<%s>)",
+			strings.Join(LivePersonSDEFields["ctmrinfo"], "|"))
+	}
+	validateSDEs(r, join(path, "sdes"), c.SDEs)
+	if _, clash := c.SDEs[c.ExtConsumerIDSDE]; clash && ok {
+		r.errorf(join(join(path, "sdes"), c.ExtConsumerIDSDE), "holds the ext_consumer_id (ext_consumer_id_sde)")
+	}
 }
 
 func (c *LivePersonConnector) validate(r *collector, path string) {
@@ -184,16 +239,21 @@ func (c *LivePersonConnector) validate(r *collector, path string) {
 			r.errorf(join(join(path, "claims"), claim), "attribute name required")
 		}
 	}
-	for _, sde := range slices.Sorted(maps.Keys(c.SDEs)) {
+	validateSDEs(r, join(path, "sdes"), c.SDEs)
+}
+
+// validateSDEs checks an sde path → attribute mapping.
+func validateSDEs(r *collector, path string, sdes map[string]string) {
+	for _, sde := range slices.Sorted(maps.Keys(sdes)) {
 		typ, field, _ := strings.Cut(sde, ".")
-		p := join(join(path, "sdes"), sde)
+		p := join(path, sde)
 		switch {
 		case sde == "ctmrinfo.customerId":
 			r.errorf(p, "always the subject: the bridge recognises the stepped-up consumer by it")
 		case !slices.Contains(LivePersonSDEFields[typ], field):
 			r.errorf(p, "not an SDE field supported in the authenticated flow (ctmrinfo.<%s> or personal.<%s>)",
 				strings.Join(LivePersonSDEFields["ctmrinfo"], "|"), strings.Join(LivePersonSDEFields["personal"], "|"))
-		case c.SDEs[sde] == "":
+		case sdes[sde] == "":
 			r.errorf(p, "attribute name required")
 		}
 	}

@@ -13,8 +13,17 @@
 //     brand's OIDC IdP and answers with an RS256 id_token whose keys are at
 //     /jwks/{brand}. The service records the login before the answer.
 //   - Deliver posts the agent-only note (messageAudience
-//     AGENTS_AND_MANAGERS) and transfers the skill, as the bridge's own
-//     LivePerson user over the agent messaging websocket.
+//     AGENTS_AND_MANAGERS), posts messages to the consumer (the login link
+//     of bridge-driven step-up) and transfers the skill (removing the
+//     assigned agent), as the bridge's own LivePerson user over the agent
+//     messaging websocket. A message for the consumer goes out on the agent
+//     side on every channel: on a channel the brand connects through the
+//     Connector API, LivePerson's Webhooks hand it to the brand's
+//     connector, which delivers it; the Connector API's SEND cannot,
+//     because it publishes *as* the consumer.
+//   - With connector_api, a bridge-driven step-up is attached to the
+//     Connector API consumer by a SEND userprofile.SetUserProfile on its
+//     behalf (Sentinel AppJWT, IdP ConsumerJWS).
 package liveperson
 
 import (
@@ -24,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,10 +79,14 @@ type Adapter struct {
 	cfg         config.LivePersonPlatform
 	secret      []byte
 	agent       *AgentClient
-	token       *tokenIssuer // nil: the connector is not enabled
+	connector   *ConnectorClient // nil: connector_api is not enabled
+	extField    string           // ctmrinfo field holding the ext_consumer_id
+	token       *tokenIssuer     // nil: the connector is not enabled
 	log         *slog.Logger
 	clock       bridge.Clock
 	callTimeout time.Duration
+
+	assigned *assignments // from conversation notifications, for transfers
 
 	mu       sync.RWMutex
 	brand    string
@@ -82,7 +96,7 @@ type Adapter struct {
 // New checks the configuration and builds the adapter. Secret values never
 // appear in its errors.
 func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
-	a := &Adapter{cfg: cfg, secret: []byte(cfg.ClientSecret.Value), log: opts.Logger, clock: opts.Clock, callTimeout: opts.CallTimeout}
+	a := &Adapter{cfg: cfg, secret: []byte(cfg.ClientSecret.Value), log: opts.Logger, clock: opts.Clock, callTimeout: opts.CallTimeout, assigned: newAssignments()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +148,21 @@ func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 	if !a.agent.configured() {
 		a.log.Warn("liveperson: no agent user: step-ups are not detected and agents are not notified")
 	}
+	if ca := cfg.ConnectorAPI; ca.Enabled {
+		field, ok := strings.CutPrefix(ca.ExtConsumerIDSDE, "ctmrinfo.")
+		if !ok || field == "" || !a.agent.configured() {
+			return nil, errors.New("liveperson platform: connector_api: needs ext_consumer_id_sde (ctmrinfo.<field>) and the agent user")
+		}
+		id, secret := ca.ClientID, ca.ClientSecret.Value
+		if id == "" {
+			id, secret = cfg.ClientID, cfg.ClientSecret.Value
+		}
+		if secret == "" {
+			return nil, errors.New("liveperson platform: connector_api: client_secret is required with client_id")
+		}
+		a.connector = newConnectorClient(cfg.AccountID, id, secret, a.agent.domains, client, a.clock)
+		a.extField = field
+	}
 	return a, nil
 }
 
@@ -179,6 +208,12 @@ func (a *Adapter) ParseWebhook(ctx context.Context, req bridge.WebhookRequest) (
 	events := make([]bridge.Event, 0, len(items))
 	for _, it := range items {
 		ev := it.ev
+		switch {
+		case it.participants && ev.Kind == bridge.EventConversationClosed:
+			a.assigned.forget(ev.Conversation)
+		case it.participants:
+			a.assigned.observe(ev.Conversation, it.assigned, it.ts, a.clock.Now())
+		}
 		if it.open {
 			if ev, err = a.resolveSwap(ctx, ev); err != nil {
 				return nil, err
@@ -236,8 +271,9 @@ func (a *Adapter) resolveSwap(ctx context.Context, ev bridge.Event) (bridge.Even
 }
 
 // Deliver makes one outbox call through the agent messaging API. The
-// identity itself needs no call: LivePerson attached it when it stepped the
-// consumer up.
+// identity needs no call in native step-up (LivePerson attached it when it
+// stepped the consumer up); with connector_api it is set on the Connector
+// API consumer's profile.
 func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 	ctx, cancel := context.WithTimeout(ctx, a.callTimeout)
 	defer cancel()
@@ -245,13 +281,16 @@ func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 	var err error
 	switch e.Effect {
 	case bridge.EffectAttachIdentity:
-		return nil
+		if a.connector == nil {
+			return nil
+		}
+		err = a.attachViaConnector(ctx, e)
 	case bridge.EffectNotifyAgents:
 		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, true) })
 	case bridge.EffectPostMessage:
 		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, false) })
 	case bridge.EffectRouteSkill:
-		err = a.requireText(e, func() error { return a.agent.TransferSkill(ctx, conv, e.Text) })
+		err = a.requireText(e, func() error { return a.agent.TransferSkill(ctx, conv, e.Text, a.assigned.get(conv)) })
 	default:
 		err = bridge.Permanent(fmt.Errorf("unsupported effect %q", e.Effect))
 	}
@@ -259,6 +298,27 @@ func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 		return fmt.Errorf("liveperson: deliver %s %s: %w", e.Effect, e.ID, err)
 	}
 	return nil
+}
+
+// attachViaConnector sends the verified identity's SDEs as the consumer's
+// authenticated profile (SEND userprofile.SetUserProfile). The consumer's
+// ext_consumer_id comes from its profile, where the brand's connector put
+// it; the ConsumerJWS LivePerson issues for it must name the conversation's
+// consumer. Whether LivePerson then shows the consumer as authenticated,
+// or only shows the SDEs, is undocumented (liveperson.md §6).
+func (a *Adapter) attachViaConnector(ctx context.Context, e bridge.OutboxEntry) error {
+	if e.Identity == nil || e.Consumer == "" {
+		return bridge.Permanent(errors.New("entry without identity or consumer"))
+	}
+	ext, err := a.agent.ProfileInfo(ctx, e.Consumer, a.extField)
+	if err != nil {
+		return err
+	}
+	if ext == "" {
+		return bridge.Permanent(fmt.Errorf("the consumer's profile has no ctmrinfo.%s: the conversation was not opened by the brand's connector with its ext_consumer_id there, and LivePerson gives it to the bridge no other way", a.extField))
+	}
+	sdes := lpSDEs(e.Identity, a.cfg.ConnectorAPI.SDEs, map[string]string{a.extField: ext})
+	return a.connector.SetUserProfile(ctx, ext, e.Consumer, sdes)
 }
 
 func (a *Adapter) requireText(e bridge.OutboxEntry, call func() error) error {

@@ -62,17 +62,29 @@ var ErrNoAgent = errors.New("liveperson: no agent user configured (platforms[].a
 // read per step-up, a few notes per step-up).
 type AgentClient struct {
 	account string
-	csds    string
+	domains *domainCache
 	creds   config.LivePersonAgent
 	http    *retryablehttp.Client
 	tls     *tls.Config
 	clock   bridge.Clock
 
-	loginMu   sync.Mutex // one login or refresh at a time
-	mu        sync.Mutex
-	domains   map[string]string
-	domainsAt time.Time
-	sess      *agentSession
+	loginMu sync.Mutex // one login or refresh at a time
+	mu      sync.Mutex
+	sess    *agentSession
+}
+
+// domainCache is the domain API (CSDS) answer of one account, shared by the
+// agent and Connector API clients so that the account's services are read
+// once per domainsTTL whichever client asks.
+type domainCache struct {
+	account string
+	csds    string
+	http    *retryablehttp.Client
+	clock   bridge.Clock
+
+	mu      sync.Mutex
+	domains map[string]string
+	at      time.Time
 }
 
 type agentSession struct {
@@ -85,23 +97,29 @@ type agentSession struct {
 
 // NewAgentClient builds the client; nothing is called until needed.
 func NewAgentClient(account, csdsURL string, creds config.LivePersonAgent, client *retryablehttp.Client, tlsConfig *tls.Config, clock bridge.Clock) *AgentClient {
-	return &AgentClient{account: account, csds: strings.TrimRight(csdsURL, "/"), creds: creds, http: client, tls: tlsConfig, clock: clock}
+	dc := &domainCache{account: account, csds: strings.TrimRight(csdsURL, "/"), http: client, clock: clock}
+	return &AgentClient{account: account, domains: dc, creds: creds, http: client, tls: tlsConfig, clock: clock}
 }
 
 func (c *AgentClient) configured() bool { return c != nil && c.creds.Username != "" }
 
 // domain returns a service's host from the cached domain API answer.
 func (c *AgentClient) domain(ctx context.Context, service string) (string, error) {
+	return c.domains.host(ctx, service)
+}
+
+// host returns a service's host from the cached domain API answer.
+func (c *domainCache) host(ctx context.Context, service string) (string, error) {
 	c.mu.Lock()
-	d, at := c.domains, c.domainsAt
+	d, at := c.domains, c.at
 	c.mu.Unlock()
 	now := c.clock.Now()
 	if d == nil || now.Sub(at) > domainsTTL {
-		fresh, err := c.fetchDomains(ctx)
+		fresh, err := c.fetch(ctx)
 		switch {
 		case err == nil:
 			c.mu.Lock()
-			c.domains, c.domainsAt = fresh, now
+			c.domains, c.at = fresh, now
 			c.mu.Unlock()
 			d = fresh
 		case d == nil:
@@ -115,7 +133,7 @@ func (c *AgentClient) domain(ctx context.Context, service string) (string, error
 	return host, nil
 }
 
-func (c *AgentClient) fetchDomains(ctx context.Context) (map[string]string, error) {
+func (c *domainCache) fetch(ctx context.Context) (map[string]string, error) {
 	u := c.csds + "/api/account/" + url.PathEscape(c.account) + "/service/baseURI.json?version=1.0"
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -128,7 +146,7 @@ func (c *AgentClient) fetchDomains(ctx context.Context) (map[string]string, erro
 			BaseURI string `json:"baseURI"`
 		} `json:"baseURIs"`
 	}
-	if err := c.doJSON(req, &doc); err != nil {
+	if err := doJSON(c.http, req, &doc); err != nil {
 		return nil, fmt.Errorf("liveperson: domain API: %w", err)
 	}
 	m := map[string]string{}
@@ -141,8 +159,8 @@ func (c *AgentClient) fetchDomains(ctx context.Context) (map[string]string, erro
 	return m, nil
 }
 
-func (c *AgentClient) doJSON(req *retryablehttp.Request, v any) error {
-	resp, err := outbound.Do(c.http, req)
+func doJSON(client *retryablehttp.Client, req *retryablehttp.Request, v any) error {
+	resp, err := outbound.Do(client, req)
 	if err != nil {
 		return err
 	}
@@ -266,7 +284,7 @@ func (c *AgentClient) refresh(ctx context.Context, host string, s *agentSession)
 	for _, ck := range s.cookies {
 		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
 	}
-	return c.doJSON(req, nil)
+	return doJSON(c.http, req, nil)
 }
 
 // wsRequest is one messaging API request (node-agent-sdk AgentSDK.request).
@@ -407,6 +425,12 @@ func numericCode(raw json.RawMessage) (int, bool) {
 // its authenticated SDEs: the subject the bridge put in ctmrinfo.customerId
 // when it minted the consumer's login token. "" when the profile has none.
 func (c *AgentClient) CustomerID(ctx context.Context, consumerID string) (string, error) {
+	return c.ProfileInfo(ctx, consumerID, "customerId")
+}
+
+// ProfileInfo reads the consumer's profile and returns a ctmrinfo field of
+// its authenticated SDEs ("" when the profile has none).
+func (c *AgentClient) ProfileInfo(ctx context.Context, consumerID, field string) (string, error) {
 	var id string
 	err := c.withConn(ctx, func(k *conn, _ *agentSession) error {
 		// The body is the consumer id itself (node-agent-sdk README:
@@ -415,18 +439,16 @@ func (c *AgentClient) CustomerID(ctx context.Context, consumerID string) (string
 		if err != nil {
 			return err
 		}
-		id, err = customerIDFromProfile(body)
+		id, err = infoFromProfile(body, field)
 		return err
 	})
 	return id, err
 }
 
 type profileSDE struct {
-	Type string          `json:"type"`
-	Auth json.RawMessage `json:"auth"` // set on authenticated SDEs in the list form
-	Info *struct {
-		CustomerID json.RawMessage `json:"customerId"`
-	} `json:"info"`
+	Type string                     `json:"type"`
+	Auth json.RawMessage            `json:"auth"` // set on authenticated SDEs in the list form
+	Info map[string]json.RawMessage `json:"info"`
 }
 
 // customerIDFromProfile reads the ctmrinfo customerId of a GetUserProfile
@@ -434,6 +456,11 @@ type profileSDE struct {
 // node-agent-sdk turns it into (its README shows that form). Only
 // authenticated SDEs count: an unauthenticated page can set any ctmrinfo.
 func customerIDFromProfile(body json.RawMessage) (string, error) {
+	return infoFromProfile(body, "customerId")
+}
+
+// infoFromProfile reads a ctmrinfo field the same way.
+func infoFromProfile(body json.RawMessage, field string) (string, error) {
 	var sdes []profileSDE
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
 		if err := json.Unmarshal(body, &sdes); err != nil {
@@ -454,13 +481,13 @@ func customerIDFromProfile(body json.RawMessage) (string, error) {
 		}
 	}
 	for _, s := range sdes {
-		if s.Type == "ctmrinfo" && s.Info != nil && len(s.Info.CustomerID) > 0 {
+		if raw := s.Info[field]; s.Type == "ctmrinfo" && len(raw) > 0 {
 			var v string
-			if json.Unmarshal(s.Info.CustomerID, &v) != nil {
-				v = string(s.Info.CustomerID) // a number
+			if json.Unmarshal(raw, &v) != nil {
+				v = string(raw) // a number
 			}
 			if len(v) > maxIDBytes {
-				return "", errors.New("liveperson: customer id too long")
+				return "", fmt.Errorf("liveperson: ctmrinfo %s too long", field)
 			}
 			return v, nil
 		}
@@ -487,10 +514,7 @@ func (k *conn) joinAsManager(conv, userID string) {
 func (c *AgentClient) Publish(ctx context.Context, conv, text, externalID string, agentsOnly bool) error {
 	return c.withConn(ctx, func(k *conn, s *agentSession) error {
 		k.joinAsManager(conv, s.userID)
-		body := map[string]any{
-			"dialogId": conv,
-			"event":    map[string]string{"type": EventContent, "contentType": contentTypeText, "message": text},
-		}
+		body := textEvent(conv, text)
 		if agentsOnly {
 			body["messageAudience"] = AudienceAgentsManagers
 		}
@@ -499,16 +523,37 @@ func (c *AgentClient) Publish(ctx context.Context, conv, text, externalID string
 	})
 }
 
-// TransferSkill moves the conversation to the skill.
-func (c *AgentClient) TransferSkill(ctx context.Context, conv, skill string) error {
+// textEvent is a PublishEvent body with a text ContentEvent, the same on
+// the agent and consumer sides (connector-api.send.request-text.json).
+func textEvent(conv, text string) map[string]any {
+	return map[string]any{
+		"dialogId": conv,
+		"event":    map[string]string{"type": EventContent, "contentType": contentTypeText, "message": text},
+	}
+}
+
+// TransferSkill moves the conversation to the skill. As LivePerson
+// documents it, a transfer also removes the ASSIGNED_AGENT, in the same
+// request, when one is assigned; otherwise the agent keeps the
+// conversation. When the assignment is unknown the removal is tried first
+// and, if LivePerson refuses the request (4xx), the transfer is sent
+// without it on the same connection.
+func (c *AgentClient) TransferSkill(ctx context.Context, conv, skill string, assigned Assignment) error {
 	return c.withConn(ctx, func(k *conn, s *agentSession) error {
 		k.joinAsManager(conv, s.userID)
-		_, err := k.call(ReqUpdateConversationField, map[string]any{
-			"conversationId": conv,
-			"conversationField": []map[string]string{
-				{"field": "Skill", "type": "UPDATE", "skill": skill},
-			},
-		}, nil)
+		transfer := func(unassign bool) error {
+			var fields []map[string]string
+			if unassign {
+				fields = append(fields, map[string]string{"field": "ParticipantsChange", "type": "REMOVE", "role": RoleAssignedAgent})
+			}
+			fields = append(fields, map[string]string{"field": "Skill", "type": "UPDATE", "skill": skill})
+			_, err := k.call(ReqUpdateConversationField, map[string]any{"conversationId": conv, "conversationField": fields}, nil)
+			return err
+		}
+		err := transfer(assigned != AssignmentNone)
+		if err != nil && assigned == AssignmentUnknown && bridge.IsPermanent(err) {
+			return transfer(false)
+		}
 		return err
 	})
 }

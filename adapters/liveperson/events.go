@@ -116,6 +116,11 @@ type cqmChange struct {
 type item struct {
 	ev   bridge.Event
 	open bool // cqm UPSERT of an OPEN messaging conversation
+	// cqm changes carry the whole participant list: whether an agent is
+	// assigned (a skill transfer must remove it), as of ts.
+	participants bool
+	assigned     bool
+	ts           int64
 }
 
 // skipped says why a verified change gives no event; the adapter logs it.
@@ -274,22 +279,25 @@ func parseConversation(raw json.RawMessage, path string) (*item, string, string,
 			return &item{ev: ev}, conv, "", nil
 		}
 	}
+	assigned := false
 	for i, p := range d.Participants {
-		if p.Role == RoleConsumer {
+		switch {
+		case p.Role == RoleConsumer && ev.Consumer == "":
 			if err := checkID(fmt.Sprintf("%s.result.conversationDetails.participants[%d].id", path, i), p.ID, true); err != nil {
 				return nil, "", "", err
 			}
 			ev.Consumer = p.ID
-			break
+		case p.Role == RoleAssignedAgent:
+			assigned = true
 		}
 	}
 	switch d.State {
 	case StateClose:
 		ev.Kind = bridge.EventConversationClosed
-		return &item{ev: ev}, conv, "", nil
+		return &item{ev: ev, participants: true, ts: d.MetaDataLastUpdateTs}, conv, "", nil
 	case StateOpen:
 		ev.Kind = bridge.EventConversationStarted
-		return &item{ev: ev, open: ev.Consumer != ""}, conv, "", nil
+		return &item{ev: ev, open: ev.Consumer != "", participants: true, assigned: assigned, ts: d.MetaDataLastUpdateTs}, conv, "", nil
 	}
 	return nil, conv, "conversation state not used by the bridge", nil
 }

@@ -46,19 +46,19 @@ func TestParseSamples(t *testing.T) {
 		{file: "ms.MessagingEventNotification.AcceptStatusEvent.agent-read.json", skip: "receipt or typing state"},
 		{file: "ms.MessagingEventNotification.ChatStateEvent.agent-composing.json", skip: "receipt or typing state"},
 		{file: "ms.MessagingEventNotification.ChatStateEvent.consumer-pause.signed.json", skip: "receipt or typing state"},
-		{file: "cqm.ExConversationChangeNotification.consumer-created.json", want: []item{{open: true, ev: bridge.Event{
+		{file: "cqm.ExConversationChangeNotification.consumer-created.json", want: []item{{open: true, participants: true, ts: 1528371161882, ev: bridge.Event{
 			ID: "lp:cqm:" + sampleConv + ":1528371161882", Kind: bridge.EventConversationStarted, Conversation: sampleConv,
 			Consumer: sampleConsumer, Channel: "messaging", At: time.UnixMilli(1528371161882).UTC(),
 		}}}},
-		{file: "cqm.ExConversationChangeNotification.agent-assigned.json", want: []item{{open: true, ev: bridge.Event{
+		{file: "cqm.ExConversationChangeNotification.agent-assigned.json", want: []item{{open: true, participants: true, assigned: true, ts: 1528371195521, ev: bridge.Event{
 			ID: "lp:cqm:" + sampleConv + ":1528371195521", Kind: bridge.EventConversationStarted, Conversation: sampleConv,
 			Consumer: sampleConsumer, Channel: "messaging", At: time.UnixMilli(1528371195521).UTC(),
 		}}}},
-		{file: "cqm.ExConversationChangeNotification.closed-by-consumer.signed.json", want: []item{{ev: bridge.Event{
+		{file: "cqm.ExConversationChangeNotification.closed-by-consumer.signed.json", want: []item{{participants: true, ts: 1545399379370, ev: bridge.Event{
 			ID: "lp:cqm:b8b83fe9-75f0-46f2-baaa-2930f7192cfb:1545399379370", Kind: bridge.EventConversationClosed, Conversation: "b8b83fe9-75f0-46f2-baaa-2930f7192cfb",
 			Consumer: "2969e404f3be1c8cdda63f0b72d205ab5afb3fe3e3d7d72ab58245f564fdfd91", Channel: "messaging", At: time.UnixMilli(1545399379370).UTC(),
 		}}}},
-		{file: "cqm.ExConversationChangeNotification.open-with-dialogs.json", want: []item{{open: true, ev: bridge.Event{
+		{file: "cqm.ExConversationChangeNotification.open-with-dialogs.json", want: []item{{open: true, participants: true, ts: 1544178732211, ev: bridge.Event{
 			ID: "lp:cqm:69d7026e-67e7-47ab-8dcb-ec14dfcdd31d:1544178732211", Kind: bridge.EventConversationStarted, Conversation: "69d7026e-67e7-47ab-8dcb-ec14dfcdd31d",
 			Consumer: "5c40c7731ad3f3d49a4a7cdd90e01dd33ab95446a7451884a76ab3079a757a5c", Channel: "messaging", At: time.UnixMilli(1544178732211).UTC(),
 		}}}},

@@ -271,10 +271,24 @@ func (t *tokenIssuer) mint(id *bridge.Identity) (string, error) {
 			claims[claim] = v
 		}
 	}
+	claims["lp_sdes"] = lpSDEs(id, t.cfg.SDEs, nil)
+	k := t.keys.keys[0]
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = k.kid
+	return tok.SignedString(k.priv)
+}
+
+// lpSDEs are the authenticated SDEs of the identity: ctmrinfo with
+// customerId (always the subject) and extra info fields, then the mapped
+// fields (sde path: attribute), personal ones in a personal SDE.
+func lpSDEs(id *bridge.Identity, mapping map[string]string, extra map[string]string) []any {
 	info := map[string]any{"customerId": id.Subject}
+	for k, v := range extra {
+		info[k] = v
+	}
 	personal := map[string]any{}
 	contact := map[string]any{}
-	for sde, attr := range t.cfg.SDEs {
+	for sde, attr := range mapping {
 		v := attribute(id, attr)
 		if v == "" {
 			continue
@@ -296,11 +310,7 @@ func (t *tokenIssuer) mint(id *bridge.Identity) (string, error) {
 	if len(personal) > 0 {
 		sdes = append(sdes, map[string]any{"type": "personal", "personal": personal})
 	}
-	claims["lp_sdes"] = sdes
-	k := t.keys.keys[0]
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = k.kid
-	return tok.SignedString(k.priv)
+	return sdes
 }
 
 // attribute reads an identity attribute by name: subject, name, email

@@ -1,9 +1,11 @@
 // Package lptest is a fake LivePerson for tests: the domain API (CSDS), the
 // agent login and session refresh (agentVep), the agent messaging websocket
-// (facadeMsg) and the webhook sender, on one httptest TLS server. It checks
-// every request against the shapes the reference documents (liveperson.md
-// §2.4, §3.1, §3.5; node-agent-sdk) and answers anything else with an error
-// and a recorded violation, so a test can assert that none occurred.
+// (facadeMsg), the Connector API (Sentinel app token, IdP ConsumerJWS,
+// SEND on asyncMessagingEnt) and the webhook sender, on one httptest TLS
+// server. It checks every request against the shapes the reference
+// documents (liveperson.md §2.4, §3.1-§3.3, §3.5; node-agent-sdk; the
+// connector-api.* and sentinel.* samples) and answers anything else with an
+// error and a recorded violation, so a test can assert that none occurred.
 package lptest
 
 import (
@@ -38,6 +40,13 @@ type Config struct {
 	SessionTTL   time.Duration
 	RefreshCSRF  string
 	ExtraDomains map[string]string // more services in the domain API
+	// ConnectorClientID and ConnectorSecret are the app install of the
+	// brand's Connector API connector (scope msg.consumer); defaults: the
+	// webhook app install's.
+	ConnectorClientID string
+	ConnectorSecret   string
+	// AppTokenTTL is the AppJWT lifetime, default one hour as documented.
+	AppTokenTTL time.Duration
 }
 
 // Message is a published message as the fake recorded it.
@@ -52,6 +61,9 @@ type Message struct {
 type Transfer struct {
 	Conversation string
 	Skill        string
+	// Unassigned is the agent the same request removed ("" when none was
+	// assigned).
+	Unassigned string
 }
 
 // Fake is a running fake LivePerson.
@@ -71,7 +83,11 @@ type Fake struct {
 	refreshes  int
 	csds       int
 	wsConns    int
-	failNext   map[string]int // request type → code to answer once
+	failNext   map[string]int    // request type or endpoint → code to answer once
+	assigned   map[string]string // conversation → ASSIGNED_AGENT id
+	consumers  map[string]string // open conversation → its CONSUMER id (Connector API)
+	connector  connectorState
+	hook       func(Notification)
 }
 
 // Start runs a fake.
@@ -94,13 +110,26 @@ func Start(cfg Config) *Fake {
 	if cfg.AppSecret == "" {
 		cfg.AppSecret = "rl9hacst6kqilbofup64n11ga3"
 	}
-	f := &Fake{cfg: cfg, bearers: map[string]bool{}, profiles: map[string]json.RawMessage{}, open: map[string]bool{}, managers: map[string]bool{}, failNext: map[string]int{}}
+	if cfg.ConnectorClientID == "" {
+		cfg.ConnectorClientID = cfg.AppClientID
+	}
+	if cfg.ConnectorSecret == "" {
+		cfg.ConnectorSecret = cfg.AppSecret
+	}
+	if cfg.AppTokenTTL <= 0 {
+		cfg.AppTokenTTL = time.Hour
+	}
+	f := &Fake{cfg: cfg, bearers: map[string]bool{}, profiles: map[string]json.RawMessage{}, open: map[string]bool{}, managers: map[string]bool{}, failNext: map[string]int{},
+		assigned: map[string]string{}, consumers: map[string]string{}, connector: newConnectorState()}
 	mux := http.NewServeMux()
 	acc := "/api/account/" + cfg.Account
 	mux.HandleFunc("GET "+acc+"/service/baseURI.json", f.domains)
 	mux.HandleFunc("POST "+acc+"/login", f.login)
 	mux.HandleFunc("POST "+acc+"/refresh", f.refresh)
 	mux.Handle("GET /ws_api/account/"+cfg.Account+"/messaging/brand/{bearer}", websocket.Server{Handshake: f.handshake, Handler: f.messaging})
+	mux.HandleFunc("POST /sentinel/api/account/"+cfg.Account+"/app/token", f.appToken)
+	mux.HandleFunc("POST "+acc+"/consumer", f.consumerJWS)
+	mux.HandleFunc("POST "+acc+"/messaging/consumer/conversation/send", f.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.violation("unexpected request %s %s", r.Method, r.URL.Path)
 		http.Error(w, "not found", http.StatusNotFound)
@@ -393,6 +422,10 @@ func (f *Fake) answer(req wsReq) (int, any) {
 		if !f.open[b.ConversationID] {
 			return 404, map[string]string{"msg": "conversation not found"}
 		}
+		// The request is checked whole, then applied: LivePerson applies
+		// the fields of one request together (liveperson.md §3.5).
+		var join, unassign bool
+		skill := ""
 		for _, c := range b.ConversationField {
 			switch {
 			case c.Field == "ParticipantsChange" && c.Type == "ADD" && c.Role == "MANAGER":
@@ -403,16 +436,43 @@ func (f *Fake) answer(req wsReq) (int, any) {
 				if f.managers[b.ConversationID] {
 					return 400, map[string]string{"msg": "already a participant"}
 				}
-				f.managers[b.ConversationID] = true
-			case c.Field == "Skill" && c.Type == "UPDATE" && c.Skill != "" && c.Role == "" && c.UserID == "":
-				if !f.managers[b.ConversationID] {
-					return 403, map[string]string{"msg": "not a participant"}
+				join = true
+			case c.Field == "ParticipantsChange" && c.Type == "REMOVE" && c.Role == "ASSIGNED_AGENT" && c.UserID == "" && c.Skill == "":
+				// Assumption (undocumented): removing an agent that is
+				// not there is refused as a bad request.
+				if f.assigned[b.ConversationID] == "" {
+					return 400, map[string]string{"msg": "no participant with role ASSIGNED_AGENT"}
 				}
-				f.transfers = append(f.transfers, Transfer{Conversation: b.ConversationID, Skill: c.Skill})
+				unassign = true
+			case c.Field == "Skill" && c.Type == "UPDATE" && c.Skill != "" && c.Role == "" && c.UserID == "":
+				skill = c.Skill
 			default:
 				f.violations = append(f.violations, fmt.Sprintf("UpdateConversationField: unexpected field %+v", c))
 				return 400, map[string]string{"msg": "bad field"}
 			}
+		}
+		if skill == "" && unassign {
+			f.violations = append(f.violations, "UpdateConversationField: ASSIGNED_AGENT removed without a transfer")
+			return 400, map[string]string{"msg": "bad field"}
+		}
+		if skill != "" {
+			if !f.managers[b.ConversationID] {
+				return 403, map[string]string{"msg": "not a participant"}
+			}
+			if f.assigned[b.ConversationID] != "" && !unassign {
+				// LivePerson accepts it, but the agent keeps the
+				// conversation: not a transfer as documented.
+				f.violations = append(f.violations, "skill transfer without removing the ASSIGNED_AGENT "+f.assigned[b.ConversationID])
+			}
+			t := Transfer{Conversation: b.ConversationID, Skill: skill}
+			if unassign {
+				t.Unassigned = f.assigned[b.ConversationID]
+				delete(f.assigned, b.ConversationID)
+			}
+			f.transfers = append(f.transfers, t)
+		}
+		if join {
+			f.managers[b.ConversationID] = true
 		}
 		return 200, map[string]any{}
 	case ".ams.ms.PublishEvent":
@@ -450,7 +510,13 @@ func (f *Fake) answer(req wsReq) (int, any) {
 		if len(md) == 1 {
 			ext = md[0].ID
 		}
-		f.messages = append(f.messages, Message{Conversation: b.DialogID, Text: b.Event.Message, Audience: b.MessageAudience, ExternalID: ext})
+		m := Message{Conversation: b.DialogID, Text: b.Event.Message, Audience: b.MessageAudience, ExternalID: ext}
+		f.messages = append(f.messages, m)
+		if f.hook != nil {
+			// As LivePerson's Webhooks: the message goes out to the
+			// connector's app install, after the answer.
+			go f.hook(Notification{Message: m, Sequence: len(f.messages), Body: f.notification(m, len(f.messages))})
+		}
 		return 200, map[string]any{"sequence": len(f.messages)}
 	}
 	return bad("unknown request type")
