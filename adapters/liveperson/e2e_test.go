@@ -113,13 +113,26 @@ func rsaPEM(t *testing.T) (string, *rsa.PrivateKey) {
 
 func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 	t.Helper()
+	return newHarnessWith(t, skill, harnessOpts{}, stores...)
+}
+
+// harnessOpts vary the harness: the fake's account, the platform config.
+type harnessOpts struct {
+	lp       lptest.Config
+	platform func(*config.LivePersonPlatform)
+}
+
+func newHarnessWith(t *testing.T, skill string, o harnessOpts, stores ...bridge.Store) *harness {
+	t.Helper()
 	var store bridge.Store = memstore.New(memstore.Options{})
 	if len(stores) > 0 {
 		store = stores[0]
 	}
 	h := &harness{t: t, rec: &recorder{outcomes: map[string]int{}}}
-	h.lp = lptest.NewTest(t, lptest.Config{})
-	h.idp = oidctest.NewTest(t, oidctest.Config{PKCEOptional: true, RedirectURIs: []string{pageRedirect}})
+	h.lp = lptest.NewTest(t, o.lp)
+	// The brand's page (LivePerson's code flow) and the bridge's own
+	// callback (bridge-driven login) are both registered at the IdP.
+	h.idp = oidctest.NewTest(t, oidctest.Config{PKCEOptional: true, RedirectURIs: []string{pageRedirect, "https://bridge.example/callback/acme"}})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -140,6 +153,9 @@ func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 		SigningKeys: []config.LivePersonKey{{ID: "acme-2026-11", PrivateKey: config.Secret{Ref: "file:/k1", Value: pem1}}, {PrivateKey: config.Secret{Ref: "file:/k2", Value: pem2}}},
 		SDEs:        map[string]string{"personal.firstname": "name", "personal.email": "email"},
 	}
+	if o.platform != nil {
+		o.platform(&cfg)
+	}
 	// Everything the bridge logs, at debug level, must be free of secrets,
 	// tokens, codes and e-mail addresses.
 	logs := &syncBuffer{}
@@ -147,7 +163,7 @@ func newHarness(t *testing.T, skill string, stores ...bridge.Store) *harness {
 	t.Cleanup(func() {
 		out := logs.String()
 		assert.NotEmpty(t, out)
-		for _, secret := range []string{connectorSecret, h.lp.Config().AppSecret, h.lp.Config().Password, h.idp.ClientSecret(), "@example.test"} {
+		for _, secret := range []string{connectorSecret, h.lp.Config().AppSecret, h.lp.Config().Password, h.lp.Config().ConnectorSecret, h.idp.ClientSecret(), "@example.test"} {
 			assert.NotContains(t, out, secret, "logs leak")
 		}
 		// A compact JWS (header.payload.); a bare "eyJ" also occurs in random ids.

@@ -128,9 +128,12 @@ func (f *Fake) PublicKey() *rsa.PublicKey { return &f.connector.key.PublicKey }
 func (f *Fake) injected(endpoint string) (int, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	code, ok := f.failNext[endpoint]
-	delete(f.failNext, endpoint)
-	return code, ok
+	codes := f.failNext[endpoint]
+	if len(codes) == 0 {
+		return 0, false
+	}
+	f.failNext[endpoint] = codes[1:]
+	return codes[0], true
 }
 
 func formContent(r *http.Request) bool {

@@ -83,7 +83,7 @@ type Fake struct {
 	refreshes  int
 	csds       int
 	wsConns    int
-	failNext   map[string]int    // request type or endpoint → code to answer once
+	failNext   map[string][]int  // request type or endpoint → codes to answer, in turn
 	assigned   map[string]string // conversation → ASSIGNED_AGENT id
 	consumers  map[string]string // open conversation → its CONSUMER id (Connector API)
 	connector  connectorState
@@ -119,7 +119,7 @@ func Start(cfg Config) *Fake {
 	if cfg.AppTokenTTL <= 0 {
 		cfg.AppTokenTTL = time.Hour
 	}
-	f := &Fake{cfg: cfg, bearers: map[string]bool{}, profiles: map[string]json.RawMessage{}, open: map[string]bool{}, managers: map[string]bool{}, failNext: map[string]int{},
+	f := &Fake{cfg: cfg, bearers: map[string]bool{}, profiles: map[string]json.RawMessage{}, open: map[string]bool{}, managers: map[string]bool{}, failNext: map[string][]int{},
 		assigned: map[string]string{}, consumers: map[string]string{}, connector: newConnectorState()}
 	mux := http.NewServeMux()
 	acc := "/api/account/" + cfg.Account
@@ -191,11 +191,12 @@ func AuthenticatedProfile(customerID string) map[string]any {
 	}
 }
 
-// FailNext makes the next request of type typ answer code.
+// FailNext makes the next request of type typ (a websocket request type
+// or an Endpoint* constant) answer code; calls add up, one per request.
 func (f *Fake) FailNext(typ string, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failNext[typ] = code
+	f.failNext[typ] = append(f.failNext[typ], code)
 }
 
 // ExpireSessions invalidates every bearer (the websocket refuses them).
@@ -378,13 +379,9 @@ func (f *Fake) messaging(ws *websocket.Conn) {
 }
 
 func (f *Fake) answer(req wsReq) (int, any) {
-	f.mu.Lock()
-	if code, ok := f.failNext[req.Type]; ok {
-		delete(f.failNext, req.Type)
-		f.mu.Unlock()
+	if code, ok := f.injected(req.Type); ok {
 		return code, map[string]string{"msg": "injected failure"}
 	}
-	f.mu.Unlock()
 	bad := func(format string, args ...any) (int, any) {
 		f.violation(req.Type+": "+format, args...)
 		return 400, map[string]string{"msg": "bad request"}
