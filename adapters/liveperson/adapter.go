@@ -288,6 +288,12 @@ func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 	case bridge.EffectNotifyAgents:
 		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, true) })
 	case bridge.EffectPostMessage:
+		if !a.agent.configured() {
+			// Not through the Connector API either: its SEND publishes
+			// as the consumer, so the text would reach the agents as the
+			// consumer's own words and never the consumer.
+			return bridge.Permanent(fmt.Errorf("liveperson: deliver %s %s: %w: a message for the consumer is posted on the agent side (on a Connector API channel LivePerson's Webhooks hand it to the brand's connector); the Connector API's SEND cannot carry it, it speaks as the consumer", e.Effect, e.ID, ErrNoAgent))
+		}
 		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, false) })
 	case bridge.EffectRouteSkill:
 		err = a.requireText(e, func() error { return a.agent.TransferSkill(ctx, conv, e.Text, a.assigned.get(conv)) })
@@ -310,14 +316,20 @@ func (a *Adapter) attachViaConnector(ctx context.Context, e bridge.OutboxEntry) 
 	if e.Identity == nil || e.Consumer == "" {
 		return bridge.Permanent(errors.New("entry without identity or consumer"))
 	}
-	ext, err := a.agent.ProfileInfo(ctx, e.Consumer, a.extField)
+	info, err := a.agent.ProfileCustomerInfo(ctx, e.Consumer)
 	if err != nil {
 		return err
+	}
+	ext, err := infoString(info, a.extField)
+	if err != nil {
+		return bridge.Permanent(err)
 	}
 	if ext == "" {
 		return bridge.Permanent(fmt.Errorf("the consumer's profile has no ctmrinfo.%s: the conversation was not opened by the brand's connector with its ext_consumer_id there, and LivePerson gives it to the bridge no other way", a.extField))
 	}
-	sdes := lpSDEs(e.Identity, a.cfg.ConnectorAPI.SDEs, map[string]string{a.extField: ext})
+	// The connector's own ctmrinfo fields are kept: whether SetUserProfile
+	// replaces or merges the SDEs is undocumented.
+	sdes := lpSDEs(e.Identity, a.cfg.ConnectorAPI.SDEs, info)
 	return a.connector.SetUserProfile(ctx, ext, e.Consumer, sdes)
 }
 

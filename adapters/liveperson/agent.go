@@ -431,7 +431,17 @@ func (c *AgentClient) CustomerID(ctx context.Context, consumerID string) (string
 // ProfileInfo reads the consumer's profile and returns a ctmrinfo field of
 // its authenticated SDEs ("" when the profile has none).
 func (c *AgentClient) ProfileInfo(ctx context.Context, consumerID, field string) (string, error) {
-	var id string
+	info, err := c.ProfileCustomerInfo(ctx, consumerID)
+	if err != nil {
+		return "", err
+	}
+	return infoString(info, field)
+}
+
+// ProfileCustomerInfo reads the consumer's profile and returns the fields
+// of its authenticated ctmrinfo SDEs (nil when there are none).
+func (c *AgentClient) ProfileCustomerInfo(ctx context.Context, consumerID string) (map[string]json.RawMessage, error) {
+	var info map[string]json.RawMessage
 	err := c.withConn(ctx, func(k *conn, _ *agentSession) error {
 		// The body is the consumer id itself (node-agent-sdk README:
 		// agent.getUserProfile(consumerId, cb) sends it as the body).
@@ -439,10 +449,10 @@ func (c *AgentClient) ProfileInfo(ctx context.Context, consumerID, field string)
 		if err != nil {
 			return err
 		}
-		id, err = infoFromProfile(body, field)
+		info, err = ctmrInfoFromProfile(body)
 		return err
 	})
-	return id, err
+	return info, err
 }
 
 type profileSDE struct {
@@ -461,10 +471,20 @@ func customerIDFromProfile(body json.RawMessage) (string, error) {
 
 // infoFromProfile reads a ctmrinfo field the same way.
 func infoFromProfile(body json.RawMessage, field string) (string, error) {
+	info, err := ctmrInfoFromProfile(body)
+	if err != nil {
+		return "", err
+	}
+	return infoString(info, field)
+}
+
+// ctmrInfoFromProfile merges the info of the profile's authenticated
+// ctmrinfo SDEs (the first one listing a field wins).
+func ctmrInfoFromProfile(body json.RawMessage) (map[string]json.RawMessage, error) {
 	var sdes []profileSDE
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
 		if err := json.Unmarshal(body, &sdes); err != nil {
-			return "", errors.New("liveperson: user profile is not the documented JSON")
+			return nil, errors.New("liveperson: user profile is not the documented JSON")
 		}
 		sdes = slices.DeleteFunc(sdes, func(s profileSDE) bool { return len(s.Auth) == 0 })
 	} else {
@@ -474,25 +494,43 @@ func infoFromProfile(body json.RawMessage, field string) (string, error) {
 			} `json:"authenticatedData"`
 		}
 		if err := json.Unmarshal(body, &p); err != nil {
-			return "", errors.New("liveperson: user profile is not the documented JSON")
+			return nil, errors.New("liveperson: user profile is not the documented JSON")
 		}
 		if p.AuthenticatedData != nil {
 			sdes = p.AuthenticatedData.SDEs
 		}
 	}
+	var info map[string]json.RawMessage
 	for _, s := range sdes {
-		if raw := s.Info[field]; s.Type == "ctmrinfo" && len(raw) > 0 {
-			var v string
-			if json.Unmarshal(raw, &v) != nil {
-				v = string(raw) // a number
+		if s.Type != "ctmrinfo" {
+			continue
+		}
+		for k, v := range s.Info {
+			if _, seen := info[k]; !seen && len(v) > 0 && string(v) != "null" {
+				if info == nil {
+					info = map[string]json.RawMessage{}
+				}
+				info[k] = v
 			}
-			if len(v) > maxIDBytes {
-				return "", fmt.Errorf("liveperson: ctmrinfo %s too long", field)
-			}
-			return v, nil
 		}
 	}
-	return "", nil
+	return info, nil
+}
+
+// infoString is a ctmrinfo field as text (a number as written).
+func infoString(info map[string]json.RawMessage, field string) (string, error) {
+	raw, ok := info[field]
+	if !ok {
+		return "", nil
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		v = string(raw) // a number
+	}
+	if len(v) > maxIDBytes {
+		return "", fmt.Errorf("liveperson: ctmrinfo %s too long", field)
+	}
+	return v, nil
 }
 
 // joinAsManager makes the bridge's user a participant, which publishing

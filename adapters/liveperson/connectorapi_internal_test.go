@@ -36,7 +36,7 @@ func TestSendBodiesMatchSamples(t *testing.T) {
 		id := &bridge.Identity{Subject: "user-42", VerifiedAt: time.Now(), Claims: map[string]string{"given_name": "John", "family_name": "Doe", "gender": "MALE"}}
 		body := map[string]any{"authenticatedData": map[string]any{"lp_sdes": lpSDEs(id,
 			map[string]string{"personal.firstname": "given_name", "personal.lastname": "family_name", "personal.gender": "gender"},
-			map[string]string{"socialId": "1234567890", "ctype": "vip"})}}
+			map[string]json.RawMessage{"socialId": json.RawMessage(`"1234567890"`), "ctype": json.RawMessage(`"vip"`)})}}
 		got, err := json.Marshal(sendRequest{Kind: "req", ID: "1", Type: SendSetUserProfile, Body: body})
 		require.NoError(t, err)
 		wantJSON, _ := json.Marshal(want)

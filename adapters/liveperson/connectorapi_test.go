@@ -44,7 +44,7 @@ func connectorSetupWith(t *testing.T, lc lptest.Config) (*lptest.Fake, config.Li
 	f.RegisterConsumer(extConsumer, lpConsumer)
 	f.OpenConsumerConversation(connConv, lpConsumer)
 	f.SetProfile(lpConsumer, map[string]any{"authenticatedData": map[string]any{"lp_sdes": []any{
-		map[string]any{"type": "ctmrinfo", "info": map[string]any{"socialId": extConsumer, "ctype": "vip"}},
+		map[string]any{"type": "ctmrinfo", "info": map[string]any{"socialId": extConsumer, "ctype": "vip", "customerId": "set-by-the-connector"}},
 	}}})
 	cfg := platformConfig(f)
 	cfg.ConnectorAPI = config.LivePersonConnectorAPI{
@@ -75,7 +75,9 @@ func TestConnectorAPIAttachIdentity(t *testing.T) {
 	assert.Equal(t, liveperson.SendSetUserProfile, ev.Type)
 	assert.Equal(t, lpConsumer, ev.Consumer, "sent on behalf of the conversation's consumer")
 	assert.Equal(t, extConsumer, ev.ExtConsumer)
-	assert.JSONEq(t, `[{"type":"ctmrinfo","info":{"customerId":"user-42","socialId":"`+extConsumer+`"}},
+	// The connector's ctmrinfo fields are kept; customerId is the verified
+	// subject, whatever the connector put there.
+	assert.JSONEq(t, `[{"type":"ctmrinfo","info":{"customerId":"user-42","socialId":"`+extConsumer+`","ctype":"vip"}},
 		{"type":"personal","personal":{"firstname":"Alice Example","contacts":[{"email":"alice@example.test"}]}}]`, string(ev.SDEs))
 	// The whole body: the SEND envelope of the samples, one request.
 	var body map[string]any
@@ -222,9 +224,9 @@ func TestConnectorAPIFailures(t *testing.T) {
 	}
 }
 
-// TestConnectorAPIJWS: the fake's tokens are real RS256 JWTs with the
-// documented claims, so the client's reading of exp and lp_consumer_id is
-// tested against what LivePerson sends.
+// TestConnectorAPIJWS: the fake's AppJWTs are real RS256 JWTs with the
+// claims of sentinel.appjwt.decoded-payload.json, so what the client reads
+// of them (exp) is what LivePerson sends.
 func TestConnectorAPIJWS(t *testing.T) {
 	f, _, _ := connectorSetup(t)
 	claims := jwt.MapClaims{}
@@ -261,4 +263,21 @@ func newFormRequest(u, body string) (*http.Request, error) {
 	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return r, nil
+}
+
+// TestPostMessageNeedsAgent: without the agent user a message for the
+// consumer cannot be delivered, and the Connector API is not a way round.
+func TestPostMessageNeedsAgent(t *testing.T) {
+	f := lptest.NewTest(t, lptest.Config{})
+	cfg := platformConfig(f)
+	cfg.Agent = config.LivePersonAgent{}
+	a := newAdapter(t, f, cfg, newClock())
+	err := a.Deliver(context.Background(), entry(bridge.EffectPostMessage, connConv, "https://bridge.example/login/acme/x"))
+	require.Error(t, err)
+	assert.True(t, bridge.IsPermanent(err))
+	assert.ErrorIs(t, err, liveperson.ErrNoAgent)
+	assert.Contains(t, err.Error(), "speaks as the consumer")
+	_, _, sends := f.ConnectorCounts()
+	assert.Zero(t, sends)
+	assert.Empty(t, f.Violations())
 }

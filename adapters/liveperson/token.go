@@ -278,14 +278,15 @@ func (t *tokenIssuer) mint(id *bridge.Identity) (string, error) {
 	return tok.SignedString(k.priv)
 }
 
-// lpSDEs are the authenticated SDEs of the identity: ctmrinfo with
-// customerId (always the subject) and extra info fields, then the mapped
-// fields (sde path: attribute), personal ones in a personal SDE.
-func lpSDEs(id *bridge.Identity, mapping map[string]string, extra map[string]string) []any {
-	info := map[string]any{"customerId": id.Subject}
-	for k, v := range extra {
+// lpSDEs are the authenticated SDEs of the identity: ctmrinfo with the
+// kept info fields, customerId (always the subject) and the mapped fields
+// (sde path: attribute), personal ones in a personal SDE.
+func lpSDEs(id *bridge.Identity, mapping map[string]string, keep map[string]json.RawMessage) []any {
+	info := map[string]any{}
+	for k, v := range keep {
 		info[k] = v
 	}
+	info["customerId"] = id.Subject
 	personal := map[string]any{}
 	contact := map[string]any{}
 	for sde, attr := range mapping {

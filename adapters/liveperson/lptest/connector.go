@@ -382,13 +382,12 @@ func (f *Fake) send(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkSDE accepts the authenticated-flow SDEs (liveperson.md §3.3, §3.8):
-// ctmrinfo {type, info{...}} and personal {type, personal{...}}, values
-// strings.
+// ctmrinfo {type, info{...}} and personal {type, personal{...}}.
 func checkSDE(raw json.RawMessage) error {
 	var s struct {
-		Type     string            `json:"type"`
-		Info     map[string]string `json:"info"`
-		Personal map[string]any    `json:"personal"`
+		Type     string         `json:"type"`
+		Info     map[string]any `json:"info"`
+		Personal map[string]any `json:"personal"`
 	}
 	if err := strict(raw, &s); err != nil {
 		return fmt.Errorf("SDE not {type, info|personal}")
