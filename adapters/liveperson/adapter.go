@@ -320,6 +320,11 @@ func (a *Adapter) attachViaConnector(ctx context.Context, e bridge.OutboxEntry) 
 	if err != nil {
 		return err
 	}
+	if sub, _ := infoString(info, "customerId"); sub == e.Identity.Subject {
+		// Already on the profile: LivePerson's own step-up (a native
+		// swap's new consumer) or an earlier attempt whose answer was lost.
+		return nil
+	}
 	ext, err := infoString(info, a.extField)
 	if err != nil {
 		return bridge.Permanent(err)

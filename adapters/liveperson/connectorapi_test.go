@@ -224,6 +224,20 @@ func TestConnectorAPIFailures(t *testing.T) {
 	}
 }
 
+// TestConnectorAPIAlreadyAttached: a profile whose authenticated
+// customerId is already the subject (LivePerson's own step-up of a web
+// consumer of the same brand, or an earlier delivery whose answer was lost)
+// needs no SEND.
+func TestConnectorAPIAlreadyAttached(t *testing.T) {
+	f, cfg, clk := connectorSetup(t)
+	a := newAdapter(t, f, cfg, clk)
+	f.SetProfile(lpConsumer, lptest.AuthenticatedProfile("user-42"))
+	require.NoError(t, a.Deliver(context.Background(), attachEntry(lpConsumer)))
+	tokens, jws, sends := f.ConnectorCounts()
+	assert.Zero(t, tokens+jws+sends)
+	assert.Empty(t, f.Violations())
+}
+
 // TestConnectorAPIJWS: the fake's AppJWTs are real RS256 JWTs with the
 // claims of sentinel.appjwt.decoded-payload.json, so what the client reads
 // of them (exp) is what LivePerson sends.
