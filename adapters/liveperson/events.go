@@ -3,14 +3,13 @@ package liveperson
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/internal/inbound"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
 
@@ -319,22 +318,6 @@ func decodeObject(raw json.RawMessage, v any, path string) error {
 	return nil
 }
 
-func checkID(path, v string, required bool) error {
-	switch {
-	case v == "":
-		if required {
-			return malformed(path, "required")
-		}
-	case len(v) > maxIDBytes:
-		return malformed(path, "%d bytes, at most %d allowed", len(v), maxIDBytes)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return malformed(path, "contains control characters")
-	case !utf8.ValidString(v):
-		return malformed(path, "not valid UTF-8")
-	}
-	return nil
-}
-
 // safe keeps a platform value short and printable for a log line.
 func safe(v string) string {
 	if len(v) > 32 {
@@ -348,30 +331,13 @@ func safe(v string) string {
 	}, v)
 }
 
-func malformed(path, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", bridge.ErrMalformed, path, fmt.Sprintf(format, args...))
-}
+// malformed builds an error wrapping bridge.ErrMalformed that names the
+// JSON path at fault.
+var malformed = inbound.Malformed
 
 // jsonError names the JSON path and the problem, never echoing input.
-func jsonError(prefix string, err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return malformed(strings.TrimSuffix(or(prefix, "body."), "."), "must be a JSON object")
-		}
-		got, _, _ := strings.Cut(te.Value, " ")
-		return malformed(prefix+te.Field, "wrong JSON type (%s)", got)
-	case errors.As(err, &se):
-		return malformed("body", "invalid JSON at byte %d", se.Offset)
-	}
-	return malformed("body", "invalid JSON")
-}
+var jsonError = inbound.JSONError
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+func checkID(path, v string, required bool) error {
+	return inbound.CheckID(path, v, required, maxIDBytes)
 }

@@ -114,7 +114,7 @@ func TestParseCases(t *testing.T) {
 		{name: "content without sequence", body: msg(`{"originatorMetadata":{"id":"c1","role":"CONSUMER"},"event":{"type":"ContentEvent","contentType":"text/plain","message":"hi"},"dialogId":"conv-1"}`), malformed: "body.changes[0].sequence: required for content events"},
 		{name: "no dialog", body: msg(`{"sequence":1,"event":{"type":"ContentEvent"}}`), malformed: "body.changes[0].dialogId: required"},
 		{name: "text message not a string", body: msg(consumerText("", `{"a":1}`)), malformed: "body.changes[0].event.message: must be a string for text/plain"},
-		{name: "sequence of wrong type", body: msg(`{"sequence":"7","dialogId":"conv-1"}`), malformed: "body.changes[0].sequence: wrong JSON type (string)"},
+		{name: "sequence of wrong type", body: msg(`{"sequence":"7","dialogId":"conv-1"}`), malformed: "body.changes[0].sequence: must be a JSON number, not string"},
 		{name: "control character in id", body: msg(`{"sequence":1,"dialogId":"a\u0000b","event":{"type":"ContentEvent"}}`), malformed: "body.changes[0].dialogId: contains control characters"},
 		{name: "cqm without timestamp", body: cqm(`{"type":"UPSERT","result":{"convId":"c","conversationDetails":{"state":"OPEN"}}}`), malformed: "body.changes[0].result.conversationDetails.metaDataLastUpdateTs: required"},
 		{name: "cqm bad change type", body: cqm(`{"type":"MERGE","result":{"convId":"c"}}`), malformed: "body.changes[0].type: must be UPSERT or DELETE"},

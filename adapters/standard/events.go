@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/internal/inbound"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
 
@@ -74,8 +73,13 @@ type inAuthor struct {
 
 // malformed builds an error wrapping bridge.ErrMalformed that names the
 // JSON path at fault.
-func malformed(path, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", bridge.ErrMalformed, path, fmt.Sprintf(format, args...))
+var malformed = inbound.Malformed
+
+// jsonError names the JSON path and the problem, never echoing input.
+var jsonError = inbound.JSONError
+
+func checkID(path, v string, required bool) error {
+	return inbound.CheckID(path, v, required, MaxIDBytes)
 }
 
 // parseEvent turns a verified body into zero or one event. fallbackAt (the
@@ -158,56 +162,6 @@ func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, e
 		ev.Text = d.Text
 	}
 	return []bridge.Event{ev}, nil
-}
-
-func checkID(path, v string, required bool) error {
-	switch {
-	case v == "":
-		if required {
-			return malformed(path, "required")
-		}
-	case len(v) > MaxIDBytes:
-		return malformed(path, "%d bytes, at most %d allowed", len(v), MaxIDBytes)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return malformed(path, "contains control characters")
-	case !utf8.ValidString(v):
-		return malformed(path, "not valid UTF-8")
-	}
-	return nil
-}
-
-// jsonError names the JSON path and the problem, never echoing input.
-func jsonError(prefix string, err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field == "" {
-			if prefix == "" {
-				return malformed("body", "must be a JSON object")
-			}
-			return malformed(strings.TrimSuffix(prefix, "."), "must be an object")
-		}
-		got, _, _ := strings.Cut(te.Value, " ") // "number 5" → "number": no input echoed
-		return malformed(prefix+te.Field, "must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), got)
-	case errors.As(err, &se):
-		return malformed("body", "invalid JSON at byte %d", se.Offset)
-	}
-	return malformed("body", "invalid JSON")
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "struct", "map", "ptr":
-		return "object"
-	case "slice", "array":
-		return "array"
-	case "bool":
-		return "boolean"
-	}
-	return "value"
 }
 
 // Outbound payloads: the documented shapes (README.md).
