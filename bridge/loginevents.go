@@ -80,7 +80,7 @@ func (s *Service) HandleLoginEvent(ctx context.Context, brandID, provider string
 	recs, err := src.Parse(ctx, req)
 	if err != nil {
 		s.rec.Login(brandID, "event_"+outcomeOf(err))
-		log.Warn("login event refused", "outcome", outcomeOf(err), "error", err)
+		log.WarnContext(ctx, "login event refused", "outcome", outcomeOf(err), "error", err)
 		return res, err
 	}
 	now := s.clock.Now()
@@ -104,7 +104,7 @@ func (s *Service) HandleLoginEvent(ctx context.Context, brandID, provider string
 		if reason != "" {
 			res.Ignored++
 			s.rec.Login(brandID, "event_ignored_"+reason)
-			log.Info("login event ignored", "reason", reason, "verified", rec.Verified)
+			log.InfoContext(ctx, "login event ignored", "reason", reason, "verified", rec.Verified)
 			continue
 		}
 		// The store refuses, atomically, a record older than the live one
@@ -135,10 +135,10 @@ func (s *Service) LoginEventChallenge(ctx context.Context, brandID, provider str
 	}
 	v, err := ch.Challenge(ctx, req)
 	if err != nil {
-		s.log.Warn("login event verification refused", "brand", brandID, "login_source", provider, "outcome", outcomeOf(err), "error", err)
+		s.log.WarnContext(ctx, "login event verification refused", "brand", brandID, "login_source", provider, "outcome", outcomeOf(err), "error", err)
 		return "", err
 	}
-	s.log.Info("login event verification answered", "brand", brandID, "login_source", provider)
+	s.log.InfoContext(ctx, "login event verification answered", "brand", brandID, "login_source", provider)
 	return v, nil
 }
 

@@ -108,13 +108,13 @@ func (s *Service) recordLogin(ctx context.Context, rec LoginRecord) (bool, error
 	switch {
 	case errors.Is(err, ErrLoginSuperseded):
 		s.rec.Login(rec.Brand, "superseded_"+kind)
-		s.log.Info("login not recorded: a newer or verified one stands", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified)
+		s.log.InfoContext(ctx, "login not recorded: a newer or verified one stands", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified)
 		return false, nil
 	case err != nil:
 		return false, err
 	}
 	s.rec.Login(rec.Brand, "recorded_"+kind)
-	s.log.Info("login recorded", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified, "provider", rec.Identity.Provider)
+	s.log.InfoContext(ctx, "login recorded", "brand", rec.Brand, "source", rec.Source, "verified", rec.Verified, "provider", rec.Identity.Provider)
 	return true, nil
 }
 
@@ -140,21 +140,21 @@ func (s *Service) identitySwap(ctx context.Context, b *Brand, platform string, e
 	switch {
 	case err == nil:
 		s.rec.SteppedUp(b.ID, platform)
-		log.Info("conversation stepped up", "binding", "platform", "correlated", outcome == "stepped_up", "provider", id.Provider)
+		log.InfoContext(ctx, "conversation stepped up", "binding", "platform", "correlated", outcome == "stepped_up", "provider", id.Provider)
 		return outcome, nil
 	case errors.Is(err, ErrAlreadySteppedUp):
 		return "already_stepped_up", nil
 	case errors.Is(err, ErrBoundElsewhere):
 		// A second, different identity on a stepped-up conversation: never
 		// rebind; tell the operator.
-		log.Warn("identity swap refused", "reason", err.Error())
+		log.WarnContext(ctx, "identity swap refused", "reason", err.Error())
 		return "refused_bound", nil
 	case errors.Is(err, ErrClosed):
-		log.Warn("identity swap refused", "reason", err.Error())
+		log.WarnContext(ctx, "identity swap refused", "reason", err.Error())
 		return "refused_closed", nil
 	case errors.Is(err, ErrNotFound):
 		// Never seen anonymous: not a step-up the bridge can attest to.
-		log.Info("identity swap on a conversation never seen anonymous; ignored")
+		log.InfoContext(ctx, "identity swap on a conversation never seen anonymous; ignored")
 		return "ignored_unknown", nil
 	default:
 		return outcomeOf(err), err

@@ -210,11 +210,11 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		}
 		s.rec.Code(b.ID, res)
 		if res != CodeNoPending {
-			log.Info("confirm code", "result", string(res), "attempts", sess.CodeAttempts)
+			log.InfoContext(ctx, "confirm code", "result", string(res), "attempts", sess.CodeAttempts)
 		}
 		if res == CodeMatched {
 			s.rec.SteppedUp(b.ID, platform)
-			log.Info("conversation stepped up", "binding", pol.Binding)
+			log.InfoContext(ctx, "conversation stepped up", "binding", pol.Binding)
 		}
 		return "code_" + string(res), nil
 
@@ -233,26 +233,26 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		}
 		if !channelAllowed(pol, channel) {
 			_, err := s.store.Observe(ctx, ev.ID, obs)
-			log.Warn("agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
+			log.WarnContext(ctx, "agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
 			return "refused_channel", err
 		}
 		_, _, err := s.issue(ctx, b, key, ev.ID, &obs, platform, consumer, true)
 		switch {
 		case errors.Is(err, ErrClosed), errors.Is(err, ErrAlreadySteppedUp), errors.Is(err, ErrTooManyLinks):
 			// A refusal is an answer, not a failure: acknowledge the event.
-			log.Warn("agent command refused", "reason", err.Error())
+			log.WarnContext(ctx, "agent command refused", "reason", err.Error())
 			return "refused", nil
 		case err != nil:
 			return outcomeOf(err), err
 		}
 		s.rec.LinkIssued(b.ID, "agent_command")
-		log.Info("login link issued", "via", "agent_command")
+		log.InfoContext(ctx, "login link issued", "via", "agent_command")
 		return "link_issued", nil
 
 	case EventRefused:
 		// Declined by the platform's own rule (e.g. live chat where step-up
 		// is messaging only): nothing to store, but counted and said.
-		log.Info("event refused", "reason", ev.Text)
+		log.InfoContext(ctx, "event refused", "reason", ev.Text)
 		return "refused_" + ev.Text, nil
 
 	case EventIdentitySwap:
@@ -331,7 +331,7 @@ func (s *Service) RequestLink(ctx context.Context, brandID, conversation string,
 	link, _, err := s.issue(ctx, b, key, "", nil, sess.Platform, sess.Consumer, post)
 	if err == nil {
 		s.rec.LinkIssued(brandID, "api")
-		s.log.Info("login link issued", "brand", brandID, "conversation", conversation, "via", "api", "posted", post)
+		s.log.InfoContext(ctx, "login link issued", "brand", brandID, "conversation", conversation, "via", "api", "posted", post)
 	}
 	return link, err
 }
@@ -419,7 +419,7 @@ func (s *Service) StartLogin(ctx context.Context, brandID, ticket string) (Login
 	if err != nil {
 		return LoginStart{}, err
 	}
-	s.log.Info("login started", "brand", brandID, "conversation", sess.Conversation)
+	s.log.InfoContext(ctx, "login started", "brand", brandID, "conversation", sess.Conversation)
 	return LoginStart{AuthURL: b.Identity.AuthURL(txn.State, txn.Nonce, PKCEChallenge(txn.Verifier)), TxnCookie: txnTok.String(), ExpiresAt: txn.ExpiresAt}, nil
 }
 
@@ -459,7 +459,7 @@ func (s *Service) FinishLogin(ctx context.Context, brandID, txnCookie string, cb
 	log := s.log.With("brand", brandID, "conversation", txn.Key.Conversation)
 	fail := func(reason string, err error) (LoginResult, error) {
 		s.rec.Login(brandID, reason)
-		log.Warn("login failed", "reason", reason, "error", err)
+		log.WarnContext(ctx, "login failed", "reason", reason, "error", err)
 		return LoginResult{}, err
 	}
 	if !EqualSecret(cb.State, txn.State) {
@@ -501,7 +501,7 @@ func (s *Service) FinishLogin(ctx context.Context, brandID, txnCookie string, cb
 		return fail("bind_refused", err)
 	}
 	s.rec.Login(brandID, "verified")
-	log.Info("login verified", "binding", b.Policy.Binding, "provider", id.Provider)
+	log.InfoContext(ctx, "login verified", "binding", b.Policy.Binding, "provider", id.Provider)
 	res := LoginResult{Session: sess, Code: code, CodeTTL: b.Policy.CodeTTL}
 	if code == "" {
 		res.SteppedUp = true

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 )
 
@@ -98,24 +99,25 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request, brandID str
 	if res.Status < 200 || res.Status > 599 {
 		res = TokenResult{Status: http.StatusInternalServerError, Body: []byte(`{"error":"server_error"}`), Reason: "adapter gave no status"}
 	}
+	ctx := r.Context()
 	log := s.log.With("brand", b.ID, "route", "token")
 	if res.Login != nil && res.Status == http.StatusOK {
 		rec := LoginRecord{Brand: b.ID, Source: "token_endpoint", Verified: true, Identity: *res.Login, At: s.clock.Now()}
-		if err := s.RecordLogin(r.Context(), rec); err != nil {
-			log.Error("login not recorded; token withheld", "error", err)
+		if err := s.RecordLogin(ctx, rec); err != nil {
+			log.ErrorContext(ctx, "login not recorded; token withheld", "error", err)
 			s.rec.Login(b.ID, "token_unrecorded")
 			w.Header().Set("Retry-After", "5")
 			writeTokenJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 			return
 		}
-		log.Info("platform login token issued", "provider", res.Login.Provider)
+		log.InfoContext(ctx, "platform login token issued", "provider", res.Login.Provider)
 	} else {
 		s.rec.Login(b.ID, "token_refused")
-		level := log.Info
+		level := slog.LevelInfo
 		if res.Status >= 500 {
-			level = log.Warn
+			level = slog.LevelWarn
 		}
-		level("platform token request refused", "status", res.Status, "reason", res.Reason)
+		log.Log(ctx, level, "platform token request refused", "status", res.Status, "reason", res.Reason)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -131,8 +131,6 @@ func New(o Options) (*gin.Engine, error) {
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._\-]{1,64}$`)
 
-type ctxKey struct{}
-
 // requestID accepts a sane incoming X-Request-Id or makes one, and puts a
 // logger carrying it in the context.
 func (s *server) requestID(c *gin.Context) {
@@ -142,7 +140,9 @@ func (s *server) requestID(c *gin.Context) {
 	}
 	c.Header("X-Request-Id", id)
 	c.Set("request_id", id)
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), ctxKey{}, id))
+	// Every log line written with the request's context, in the service
+	// too, carries the id.
+	c.Request = c.Request.WithContext(telemetry.WithRequestID(c.Request.Context(), id))
 	c.Next()
 }
 
@@ -183,7 +183,7 @@ func (s *server) accessLog(c *gin.Context) {
 	if code >= 500 {
 		level = slog.LevelError
 	}
-	s.logger(c).Log(c.Request.Context(), level, "http request", "method", c.Request.Method, "route", route, "status", code, "duration_ms", float64(d.Microseconds())/1000, "brand", c.Param("brand"))
+	s.log.Log(c.Request.Context(), level, "http request", "method", c.Request.Method, "route", route, "status", code, "duration_ms", float64(d.Microseconds())/1000, "brand", c.Param("brand"))
 }
 
 func errBody(msg string) gin.H { return gin.H{"error": msg} }

@@ -64,6 +64,9 @@ func (h *RedactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 // Handle implements slog.Handler.
 func (h *RedactingHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, Scrub(r.Message), r.PC)
+	if id := RequestID(ctx); id != "" {
+		out.AddAttrs(slog.String("request_id", id))
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
