@@ -347,6 +347,11 @@ func statusView(s bridge.Session, now time.Time) gin.H {
 		"state": s.Effective(now), "started_at": s.StartedAt, "updated_at": s.UpdatedAt, "links_issued": s.LinksIssued,
 		"stepped_up": s.State == bridge.StateSteppedUp,
 	}
+	if s.State == bridge.StateLinkIssued && s.TicketHash == "" {
+		// The consumer opened the link (it is single use): a login is under
+		// way at the IdP, or was abandoned there. A new link is needed then.
+		v["link_opened"] = true
+	}
 	if s.Identity != nil {
 		v["identity"] = s.Identity
 		v["stepped_up_at"] = s.SteppedUpAt

@@ -41,3 +41,18 @@ func TestCallbackIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusShowsOpenedLink: once the consumer opened the (single-use)
+// link, the status API says so, e.g. after a login abandoned at the IdP.
+func TestStatusShowsOpenedLink(t *testing.T) {
+	h := newHarness(t, storeCases[0], harnessOptions{})
+	conv, _ := h.newConversation()
+	link := h.requestLink("acme", conv, false)
+	st := h.status("acme", conv)
+	assert.Equal(t, "link_issued", st["state"])
+	assert.NotContains(t, st, "link_opened")
+	h.newBrowser().startLogin(link)
+	st = h.status("acme", conv)
+	assert.Equal(t, "link_issued", st["state"])
+	assert.Equal(t, true, st["link_opened"])
+}
