@@ -486,7 +486,8 @@ func ctmrInfoFromProfile(body json.RawMessage) (map[string]json.RawMessage, erro
 		if err := json.Unmarshal(body, &sdes); err != nil {
 			return nil, errors.New("liveperson: user profile is not the documented JSON")
 		}
-		sdes = slices.DeleteFunc(sdes, func(s profileSDE) bool { return len(s.Auth) == 0 })
+		// "auth": null is no auth information: not authenticated.
+		sdes = slices.DeleteFunc(sdes, func(s profileSDE) bool { return len(s.Auth) == 0 || string(s.Auth) == "null" })
 	} else {
 		var p struct {
 			AuthenticatedData *struct {
