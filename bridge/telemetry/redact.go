@@ -31,7 +31,7 @@ var (
 	phoneRe  = regexp.MustCompile(`\+[0-9][0-9 \-]{7,}[0-9]`)
 	// Login links and callbacks carry bearer values in the path or query.
 	pathRe  = regexp.MustCompile(`(/(?:login|callback)/[^/\s?"]+/)[A-Za-z0-9_\-]{16,}`)
-	queryRe = regexp.MustCompile(`(?i)([?&](?:code|state|token|id_token|access_token|ticket|key|secret|sig|signature)=)[^&\s"]+`)
+	queryRe = regexp.MustCompile(`(?i)([?&](?:code|code_verifier|state|nonce|token|id_token|access_token|refresh_token|ticket|key|api_key|apikey|secret|client_secret|password|sig|signature)=)[^&\s"]+`)
 )
 
 // Scrub removes secrets and personal data from free text (error strings,
