@@ -20,6 +20,10 @@ var (
 	ErrMalformed        = errors.New("malformed request")
 	ErrUnavailable      = errors.New("store unavailable")
 	ErrEntryExpired     = errors.New("outbox entry expired before delivery (its login link is no longer valid)")
+	// ErrIdPUnavailable marks a login that failed on the identity
+	// provider's side (unreachable, 5xx, keys not loaded): not the
+	// consumer's fault, and not an attack — metrics and pages say so.
+	ErrIdPUnavailable = errors.New("identity provider unavailable")
 )
 
 // permanentError marks a delivery failure that retrying cannot fix.

@@ -476,6 +476,9 @@ func (s *Service) FinishLogin(ctx context.Context, brandID, txnCookie string, cb
 		return fail("iss_mismatch", fmt.Errorf("%w: callback iss does not match the issuer", ErrLoginRejected))
 	}
 	id, err := b.Identity.Redeem(ctx, cb.Code, txn.Verifier, txn.Nonce)
+	if errors.Is(err, ErrIdPUnavailable) {
+		return fail("idp_unavailable", err)
+	}
 	if err != nil {
 		return fail("token_rejected", err)
 	}

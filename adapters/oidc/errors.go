@@ -11,8 +11,9 @@ var (
 	// the provider keeps retrying in the background.
 	ErrNotReady = errors.New("identity provider not ready")
 	// ErrUnavailable marks a failure on the identity provider's side
-	// (unreachable, 5xx, 429, not ready): the login may work if retried later.
-	ErrUnavailable = errors.New("identity provider unavailable")
+	// (unreachable, 5xx, 429, not ready): the login may work if retried
+	// later. It is the bridge's sentinel, so the service can tell.
+	ErrUnavailable = bridge.ErrIdPUnavailable
 )
 
 // RejectedError is a failed login. It wraps bridge.ErrLoginRejected and the

@@ -69,6 +69,8 @@ func (s *server) errorPage(c *gin.Context, err error) {
 		kind = "expired"
 	case errors.Is(err, bridge.ErrLoginInvalid):
 		kind = "restart"
+	case errors.Is(err, bridge.ErrIdPUnavailable):
+		kind = "idp_unavailable"
 	case errors.Is(err, bridge.ErrLoginRejected):
 		kind = "rejected"
 	case errors.Is(err, bridge.ErrClosed):

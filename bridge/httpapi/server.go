@@ -221,6 +221,8 @@ func status(err error) (int, string) {
 		return http.StatusGone, bridge.ErrTicketInvalid.Error()
 	case errors.Is(err, bridge.ErrLoginInvalid):
 		return http.StatusBadRequest, bridge.ErrLoginInvalid.Error()
+	case errors.Is(err, bridge.ErrIdPUnavailable):
+		return http.StatusServiceUnavailable, bridge.ErrIdPUnavailable.Error()
 	case errors.Is(err, bridge.ErrLoginRejected):
 		return http.StatusForbidden, bridge.ErrLoginRejected.Error()
 	case errors.Is(err, bridge.ErrClosed), errors.Is(err, bridge.ErrAlreadySteppedUp), errors.Is(err, bridge.ErrBoundElsewhere):

@@ -56,3 +56,27 @@ func TestStatusShowsOpenedLink(t *testing.T) {
 	assert.Equal(t, "link_issued", st["state"])
 	assert.Equal(t, true, st["link_opened"])
 }
+
+// TestIdPDownAtCallback: the IdP's token endpoint fails after the consumer
+// signed in: the page says the sign-in service is not answering (503, not
+// "we could not verify"), the metric says idp_unavailable (an IdP outage
+// must not look like rejected tokens), and nothing changes.
+func TestIdPDownAtCallback(t *testing.T) {
+	h := newHarness(t, storeCases[0], harnessOptions{})
+	conv, _ := h.newConversation()
+	b := h.newBrowser()
+	callback := b.authorize(b.startLogin(h.requestLink("acme", conv, false)))
+	before := h.session("acme", conv)
+	h.idp.OnToken(func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	})
+	p := b.get(callback)
+	assert.Equal(t, http.StatusServiceUnavailable, p.status)
+	assert.Contains(t, p.body, "The sign-in service is not answering")
+	assert.Equal(t, before, h.session("acme", conv), "session changed")
+	h.requireNoOutbox()
+	m := b.get(h.url + "/metrics")
+	assert.Contains(t, m.body, `stepup_logins_total{brand="acme",outcome="idp_unavailable"} 1`)
+	assert.NotContains(t, m.body, `outcome="token_rejected"`)
+}
