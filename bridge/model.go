@@ -75,6 +75,11 @@ type Session struct {
 	CodeAttempts  int       `json:"code_attempts,omitempty"`
 	Pending       *Identity `json:"pending,omitempty"`
 
+	// AuthConsumer is the platform's authenticated consumer after a
+	// platform-native step-up (the swap's new consumer): a later change to
+	// yet another consumer is then visible.
+	AuthConsumer string `json:"auth_consumer,omitempty"`
+
 	// Identity is set once stepped up.
 	Identity    *Identity `json:"identity,omitempty"`
 	SteppedUpAt time.Time `json:"stepped_up_at,omitzero"`

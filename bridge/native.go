@@ -46,6 +46,10 @@ type NativeStepUp struct {
 	Obs      Observation // Obs.Consumer is the new (authenticated) consumer
 	Identity Identity
 	Outbox   []OutboxEntry // written, with the identity, if the step-up is recorded
+	// BoundElsewhereNote, for an event, is written when the conversation
+	// is already bound to another identity (the event then counts as
+	// seen): the agents must know the platform now reports someone else.
+	BoundElsewhereNote *OutboxEntry
 }
 
 // LoginStore keeps recorded logins. Part of Store.
@@ -136,7 +140,10 @@ func (s *Service) identitySwap(ctx context.Context, b *Brand, platform string, e
 	case err != nil:
 		return outcomeOf(err), err
 	}
-	_, err = s.store.NativeStepUp(ctx, NativeStepUp{EventID: ev.ID, Obs: obs, Identity: id, Outbox: s.stepUpEffects(b, platform, obs.Key, ev.Consumer, now)})
+	warning := OutboxEntry{ID: RandomString(16), Effect: EffectNotifyAgents, Key: obs.Key, Platform: platform, Consumer: ev.Consumer, CreatedAt: now,
+		Text: "Warning: the platform now reports this consumer as another customer (" + ev.Subject + ") than the one verified in this conversation. " +
+			"The conversation stays verified as the first customer only: check who you are talking to before disclosing anything."}
+	_, err = s.store.NativeStepUp(ctx, NativeStepUp{EventID: ev.ID, Obs: obs, Identity: id, Outbox: s.stepUpEffects(b, platform, obs.Key, ev.Consumer, now), BoundElsewhereNote: &warning})
 	switch {
 	case err == nil:
 		s.rec.SteppedUp(b.ID, platform)

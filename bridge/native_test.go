@@ -146,7 +146,7 @@ func TestIdentitySwapRefusals(t *testing.T) {
 		s, err = f.svc.Status(ctx, "acme", "c2")
 		require.NoError(t, err)
 		assert.Equal(t, "C-1", s.Identity.Subject, "a stepped-up conversation is never rebound")
-		assert.Empty(t, f.effects())
+		assert.Equal(t, []bridge.Effect{bridge.EffectNotifyAgents}, f.effects(), "the agents are warned")
 	})
 	t.Run("swap without customer id is malformed", func(t *testing.T) {
 		f := newNative(t)

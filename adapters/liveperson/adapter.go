@@ -250,7 +250,12 @@ func (a *Adapter) resolveSwap(ctx context.Context, ev bridge.Event) (bridge.Even
 	log := a.log.With("conversation", ev.Conversation, "event", ev.ID)
 	switch sess.State {
 	case bridge.StateSteppedUp:
-		return ev, nil // the swap already counted; later changes carry the new consumer
+		if sess.AuthConsumer == "" || ev.Consumer == sess.AuthConsumer {
+			return ev, nil // the swap already counted; later changes carry the new consumer
+		}
+		// Yet another consumer on a stepped-up conversation: read who it
+		// is; the service never rebinds, but warns the agents.
+		log.Warn("liveperson: consumer changed again on a stepped-up conversation")
 	case bridge.StateClosed:
 		log.Warn("liveperson: consumer changed on a closed conversation; not a step-up")
 		return ev, nil

@@ -658,10 +658,15 @@ func (s *Store) NativeStepUp(_ context.Context, cmd bridge.NativeStepUp) (bridge
 		if sess.Identity.SameSubject(&cmd.Identity) {
 			return bridge.Session{}, bridge.ErrAlreadySteppedUp
 		}
+		if cmd.BoundElsewhereNote != nil && cmd.EventID != "" {
+			s.markSeen(cmd.Obs.Key.Brand, cmd.EventID, now)
+			s.enqueue([]bridge.OutboxEntry{*cmd.BoundElsewhereNote}, nil, now)
+		}
 		return bridge.Session{}, bridge.ErrBoundElsewhere
 	}
 	s.markSeen(cmd.Obs.Key.Brand, cmd.EventID, now)
 	sess.UpdatedAt = now
+	sess.AuthConsumer = cmd.Obs.Consumer
 	id := cmd.Identity
 	s.stepUp(sess, &id, now, cmd.Outbox)
 	return sess.Clone(), nil

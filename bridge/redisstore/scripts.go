@@ -20,7 +20,8 @@ import "github.com/redis/go-redis/v9"
 // names in letters only (pl platform, cs consumer, ch channel, st state,
 // sa started at, ua updated at, th ticket hash, lx link expiry, ln links
 // issued, cd code hash, cx code expiry, ca code attempts, pd pending
-// identity JSON, id identity JSON, su stepped-up at; times in unix ms). The
+// identity JSON, id identity JSON, su stepped-up at, ac authenticated
+// consumer after a native step-up; times in unix ms). The
 // state is one letter: a anonymous, l link issued, v login verified, s
 // stepped up, c closed. One string beats a hash here: identity JSON is longer
 // than hash-max-listpack-value, which would turn a hash into a hashtable of
@@ -52,7 +53,7 @@ local function decode(raw)
   return s
 end
 
-local order = {'pl','cs','ch','st','sa','ua','th','lx','ln','cd','cx','ca','pd','id','su'}
+local order = {'pl','cs','ch','st','sa','ua','th','lx','ln','cd','cx','ca','pd','id','su','ac'}
 local known = {}
 for _, k in ipairs(order) do known[k] = true end
 
@@ -535,3 +536,65 @@ return 1
 
 // scripts lists every script (tests check they all load).
 var scripts = []*redis.Script{observeScript, issueScript, beginScript, takeScript, verifyScript, confirmScript, probeScript, claimScript, ackScript, renewScript, retryScript, buryScript, replayScript}
+
+// recordLoginScript: RecordLogin.
+// KEYS: 1 login.
+// ARGV: 1 now (ms), 2 expiry (ms), 3 "1" if verified, 4 login time (ms),
+// 5 the value to store.
+// Returns "ok" or "kept" (the live record wins: verified over a hint, or
+// not older).
+var recordLoginScript = redis.NewScript(`
+local now, exp = tonumber(ARGV[1]), tonumber(ARGV[2])
+if exp <= now then return 'ok' end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cexp, cver, cat = string.match(cur, '^(%d+)|(%d)|(%d+)|')
+  if cexp and tonumber(cexp) > now then
+    if cver ~= ARGV[3] then
+      if cver == '1' then return 'kept' end
+    elseif tonumber(cat) >= tonumber(ARGV[4]) then
+      return 'kept'
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[5], 'PX', exp - now)
+return 'ok'
+`)
+
+// nativeStepUpScript: NativeStepUp.
+// KEYS: 1 session, 2 dedupe set, 3 outbox stream.
+// ARGV: 1 now, 2 session ttl, 3 dedupe ttl, 4 event member, 5 identity JSON,
+// 6 issuer, 7 subject, 8 consumer group, 9 the number N of ARGV slots of
+// the outbox entries, 10 the new (authenticated) consumer, 11..10+N outbox
+// entries (id, JSON), then optionally
+// one note (id, JSON) written, with the event marked seen, when the
+// conversation is bound to another identity.
+// Returns {"ok", session} or {"dup"|"notfound"|"closed"|"stepped"|"bound"}
+// ("bound", "noted" when the note was written).
+var nativeStepUpScript = redis.NewScript(prelude + `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
+local s, err = load(KEYS[1], now, ttl)
+if err then return err end
+if not s then return {'notfound'} end
+if s.st == 'c' then return {'closed'} end
+if s.st == 's' then
+  local ok, cur = pcall(cjson.decode, s.id or '')
+  if ok and type(cur) == 'table' and cur.iss == ARGV[6] and cur.sub == ARGV[7] then return {'stepped'} end
+  local note = 11 + tonumber(ARGV[9])
+  if ARGV[4] ~= '' and #ARGV > note then
+    mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+    ensuregroup(KEYS[3], ARGV[8])
+    redis.call('XADD', KEYS[3], '*', 'i', ARGV[note], 'b', ARGV[note + 1], 'n', '0')
+    return {'bound', 'noted'}
+  end
+  return {'bound'}
+end
+mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+s.ua = ARGV[1]
+s.ac = ARGV[10]
+stepup(s, ARGV[5], ARGV[1])
+local raw = save(KEYS[1], s, ttl)
+enqueue(KEYS[3], ARGV[8], 11, ARGV[5], 10 + tonumber(ARGV[9]))
+return {'ok', raw}
+`)

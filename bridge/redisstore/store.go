@@ -268,7 +268,7 @@ func decodeSession(key bridge.Key, raw string) (bridge.Session, error) {
 		StartedAt: fromMS(f["sa"]), UpdatedAt: fromMS(f["ua"]),
 		TicketHash: f["th"], LinkExpiresAt: fromMS(f["lx"]), LinksIssued: atoi(f["ln"]),
 		CodeHash: f["cd"], CodeExpiresAt: fromMS(f["cx"]), CodeAttempts: atoi(f["ca"]),
-		SteppedUpAt: fromMS(f["su"]),
+		SteppedUpAt: fromMS(f["su"]), AuthConsumer: f["ac"],
 	}
 	for name, dst := range map[string]**bridge.Identity{"pd": &sess.Pending, "id": &sess.Identity} {
 		if v := f[name]; v != "" {

@@ -110,6 +110,7 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 		require.NotNil(t, s.Identity)
 		assert.Equal(t, "u-1", s.Identity.Subject)
 		assert.Equal(t, "anon-1", s.Consumer, "the session keeps its anonymous consumer")
+		assert.Equal(t, "authenticated-1", s.AuthConsumer, "and knows the authenticated one")
 		assert.True(t, s.SteppedUpAt.Equal(f.clock.Now()))
 		assert.Equal(t, s, f.get())
 		ds := f.claimAll()
@@ -126,6 +127,34 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 		require.ErrorIs(t, err, bridge.ErrBoundElsewhere)
 		assert.Equal(t, before, f.get())
 		assert.Empty(t, f.claimAll(), "refused swaps write nothing")
+	})
+	t.Run("another identity writes the warning once", func(t *testing.T) {
+		f := newFixture(t, factory)
+		_, err := f.s.Observe(f.ctx, "o-1", f.obs())
+		require.NoError(t, err)
+		_, err = swap(f, "swap-1", "u-1")
+		require.NoError(t, err)
+		before := f.get()
+		note := f.entry(bridge.EffectNotifyAgents)
+		note.Text = "warning"
+		obs := f.obs()
+		obs.Consumer = "someone-else"
+		cmd := bridge.NativeStepUp{EventID: "swap-2", Obs: obs, Identity: identity("u-2"), Outbox: []bridge.OutboxEntry{f.entry(bridge.EffectAttachIdentity)}, BoundElsewhereNote: &note}
+		_, err = f.s.NativeStepUp(f.ctx, cmd)
+		require.ErrorIs(t, err, bridge.ErrBoundElsewhere)
+		ds := f.claimAll()
+		require.Len(t, ds, 1, "only the warning")
+		assert.Equal(t, "warning", ds[0].Entry.Text)
+		assert.Nil(t, ds[0].Entry.Identity)
+		_, err = f.s.NativeStepUp(f.ctx, cmd)
+		require.ErrorIs(t, err, bridge.ErrDuplicate, "the warned event counts as seen")
+		assert.Empty(t, f.claimAll())
+		assert.Equal(t, before, f.get(), "still bound to the first identity")
+		// The same identity again is no warning.
+		cmd.EventID, cmd.Identity = "swap-3", identity("u-1")
+		_, err = f.s.NativeStepUp(f.ctx, cmd)
+		require.ErrorIs(t, err, bridge.ErrAlreadySteppedUp)
+		assert.Empty(t, f.claimAll())
 	})
 	t.Run("pending code is superseded", func(t *testing.T) {
 		f := newFixture(t, factory)
