@@ -35,6 +35,75 @@ type LivePersonPlatform struct {
 	// ConnectorAPI attaches a bridge-driven login to the consumer of a
 	// channel the brand connects through LivePerson's Connector API.
 	ConnectorAPI LivePersonConnectorAPI `yaml:"connector_api"`
+	// CCS writes the step-up to LivePerson's Conversation Context Service
+	// as well (a document per conversation), for bots and routing rules.
+	CCS LivePersonCCS `yaml:"ccs"`
+}
+
+// LivePersonCCS is the optional Conversation Context Service (CCS v2)
+// property: with it, attach_identity also creates a CCS document in
+// Namespace for the conversation (sessionId = conversation id) saying it
+// was stepped up: subject, IdP, amr, acr and the time. No name, email or
+// phone goes there.
+type LivePersonCCS struct {
+	Enabled bool `yaml:"enabled"`
+	// Zone is the Conversation Orchestrator zone: z1 (Americas), z2
+	// (EMEA) or z3 (APAC).
+	Zone string `yaml:"zone"`
+	// AuthURL and URL replace the zone's token service
+	// (https://{zone}.context.liveperson.net) and CCS
+	// (https://{zone}.ccs.liveperson.net) bases; tests only.
+	AuthURL string `yaml:"auth_url"`
+	URL     string `yaml:"url"`
+	// Username and Password are the v2 API credentials of Conversation
+	// Orchestrator's "API Authorization" page.
+	Username Secret `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// Namespace is the brand's own CCS namespace ([A-Za-z0-9_], not a
+	// reserved one).
+	Namespace string `yaml:"namespace"`
+	// TTL is the document's ttlSeconds (CCS keeps 13 months at most).
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// LivePersonCCSReserved are the namespaces CCS reserves for itself.
+var LivePersonCCSReserved = []string{"consumer", "operational", "conversation", "faas", "custom", "sde"}
+
+// LivePersonCCSMaxTTL is CCS's 13-month retention counted as 13×30 days:
+// the shortest reading of "13 months", so that CCS never refuses it.
+const LivePersonCCSMaxTTL = 13 * 30 * 24 * time.Hour
+
+// LivePersonCCSDefaultTTL is the default document lifetime.
+const LivePersonCCSDefaultTTL = 30 * 24 * time.Hour
+
+var lpNamespace = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+func (c *LivePersonCCS) validate(r *collector, path string) {
+	if !c.Enabled {
+		return
+	}
+	if c.AuthURL == "" && c.URL == "" {
+		oneOf(r, join(path, "zone"), c.Zone, "z1", "z2", "z3")
+	} else {
+		if c.Zone != "" {
+			r.errorf(join(path, "zone"), "not with auth_url and url")
+		}
+		checkURL(r, join(path, "auth_url"), c.AuthURL)
+		checkURL(r, join(path, "url"), c.URL)
+	}
+	if !unresolved(c.Username) && !c.Username.IsSet() {
+		r.errorf(join(path, "username"), "required: the v2 user of Conversation Orchestrator's API Authorization page (${ENV} or file:)")
+	}
+	if !unresolved(c.Password) && !c.Password.IsSet() {
+		r.errorf(join(path, "password"), "required (${ENV} or file:)")
+	}
+	switch ns := join(path, "namespace"); {
+	case !lpNamespace.MatchString(c.Namespace):
+		r.errorf(ns, "required: letters, digits and _ (e.g. stepup)")
+	case slices.Contains(LivePersonCCSReserved, strings.ToLower(c.Namespace)):
+		r.errorf(ns, "%q is reserved by LivePerson (%s)", c.Namespace, strings.Join(LivePersonCCSReserved, ", "))
+	}
+	between(r, join(path, "ttl"), c.TTL, time.Hour, LivePersonCCSMaxTTL)
 }
 
 // LivePersonConnectorAPI is LivePerson's Connector API (Send API) used on
@@ -126,6 +195,7 @@ func (p *LivePersonPlatform) setDefaults() {
 	p.ProfileTimeout = 1500 * time.Millisecond
 	// An hour, as LivePerson's own app tokens.
 	p.Connector.TokenTTL = time.Hour
+	p.CCS.TTL = LivePersonCCSDefaultTTL
 }
 
 // LivePersonSDEFields are the lp_sdes fields the authenticated flow
@@ -169,6 +239,7 @@ func (p *LivePersonPlatform) validate(r *collector, path string) {
 	}
 	p.Connector.validate(r, join(path, "connector"))
 	p.ConnectorAPI.validate(r, join(path, "connector_api"), a.Username != "")
+	p.CCS.validate(r, join(path, "ccs"))
 }
 
 func (c *LivePersonConnectorAPI) validate(r *collector, path string, agent bool) {

@@ -24,6 +24,9 @@
 //   - With connector_api, a bridge-driven step-up is attached to the
 //     Connector API consumer by a SEND userprofile.SetUserProfile on its
 //     behalf (Sentinel AppJWT, IdP ConsumerJWS).
+//   - With ccs, attach_identity also writes the step-up (subject, IdP, amr,
+//     acr, time; no personal data) to the Conversation Context Service v2
+//     as a document of the conversation in the brand's namespace.
 package liveperson
 
 import (
@@ -82,6 +85,7 @@ type Adapter struct {
 	connector   *ConnectorClient // nil: connector_api is not enabled
 	extField    string           // ctmrinfo field holding the ext_consumer_id
 	token       *tokenIssuer     // nil: the connector is not enabled
+	ccs         *CCSClient       // nil: ccs is not enabled
 	log         *slog.Logger
 	clock       bridge.Clock
 	callTimeout time.Duration
@@ -162,6 +166,13 @@ func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 		}
 		a.connector = newConnectorClient(cfg.AccountID, id, secret, a.agent.domains, client, a.clock)
 		a.extField = field
+	}
+	if cfg.CCS.Enabled {
+		c, err := newCCSClient(cfg.AccountID, cfg.CCS, client, a.clock)
+		if err != nil {
+			return nil, fmt.Errorf("liveperson platform: %w", err)
+		}
+		a.ccs = c
 	}
 	return a, nil
 }
@@ -278,7 +289,9 @@ func (a *Adapter) resolveSwap(ctx context.Context, ev bridge.Event) (bridge.Even
 // Deliver makes one outbox call through the agent messaging API. The
 // identity needs no call in native step-up (LivePerson attached it when it
 // stepped the consumer up); with connector_api it is set on the Connector
-// API consumer's profile.
+// API consumer's profile; with ccs a Conversation Context Service document
+// records the step-up as well (after the profile, so that a retry after a
+// CCS failure finds the profile already set and only writes CCS again).
 func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 	ctx, cancel := context.WithTimeout(ctx, a.callTimeout)
 	defer cancel()
@@ -286,10 +299,12 @@ func (a *Adapter) Deliver(ctx context.Context, e bridge.OutboxEntry) error {
 	var err error
 	switch e.Effect {
 	case bridge.EffectAttachIdentity:
-		if a.connector == nil {
-			return nil
+		if a.connector != nil {
+			err = a.attachViaConnector(ctx, e)
 		}
-		err = a.attachViaConnector(ctx, e)
+		if err == nil && a.ccs != nil {
+			err = a.ccs.WriteStepUp(ctx, conv, e.Identity)
+		}
 	case bridge.EffectNotifyAgents:
 		err = a.requireText(e, func() error { return a.agent.Publish(ctx, conv, e.Text, e.ID, true) })
 	case bridge.EffectPostMessage:

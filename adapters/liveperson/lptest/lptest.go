@@ -1,7 +1,8 @@
 // Package lptest is a fake LivePerson for tests: the domain API (CSDS), the
 // agent login and session refresh (agentVep), the agent messaging websocket
 // (facadeMsg), the Connector API (Sentinel app token, IdP ConsumerJWS,
-// SEND on asyncMessagingEnt) and the webhook sender, on one httptest TLS
+// SEND on asyncMessagingEnt), the Conversation Context Service v2 (login,
+// document create) and the webhook sender, on one httptest TLS
 // server. It checks every request against the shapes the reference
 // documents (liveperson.md §2.4, §3.1-§3.3, §3.5; node-agent-sdk; the
 // connector-api.* and sentinel.* samples) and answers anything else with an
@@ -47,6 +48,10 @@ type Config struct {
 	ConnectorSecret   string
 	// AppTokenTTL is the AppJWT lifetime, default one hour as documented.
 	AppTokenTTL time.Duration
+	// CCSUser and CCSPassword are the Conversation Context Service v2
+	// credentials; defaults DefaultCCSUser and DefaultCCSPassword.
+	CCSUser     string
+	CCSPassword string
 }
 
 // Message is a published message as the fake recorded it.
@@ -87,6 +92,7 @@ type Fake struct {
 	assigned   map[string]string // conversation → ASSIGNED_AGENT id
 	consumers  map[string]string // open conversation → its CONSUMER id (Connector API)
 	connector  connectorState
+	ccs        ccsState
 	hook       func(Notification)
 }
 
@@ -116,11 +122,17 @@ func Start(cfg Config) *Fake {
 	if cfg.ConnectorSecret == "" {
 		cfg.ConnectorSecret = cfg.AppSecret
 	}
+	if cfg.CCSUser == "" {
+		cfg.CCSUser = DefaultCCSUser
+	}
+	if cfg.CCSPassword == "" {
+		cfg.CCSPassword = DefaultCCSPassword
+	}
 	if cfg.AppTokenTTL <= 0 {
 		cfg.AppTokenTTL = time.Hour
 	}
 	f := &Fake{cfg: cfg, bearers: map[string]bool{}, profiles: map[string]json.RawMessage{}, open: map[string]bool{}, managers: map[string]bool{}, failNext: map[string][]int{},
-		assigned: map[string]string{}, consumers: map[string]string{}, connector: newConnectorState()}
+		assigned: map[string]string{}, consumers: map[string]string{}, connector: newConnectorState(), ccs: ccsState{tokens: map[string]bool{}}}
 	mux := http.NewServeMux()
 	acc := "/api/account/" + cfg.Account
 	mux.HandleFunc("GET "+acc+"/service/baseURI.json", f.domains)
@@ -130,6 +142,8 @@ func Start(cfg Config) *Fake {
 	mux.HandleFunc("POST /sentinel/api/account/"+cfg.Account+"/app/token", f.appToken)
 	mux.HandleFunc("POST "+acc+"/consumer", f.consumerJWS)
 	mux.HandleFunc("POST "+acc+"/messaging/consumer/conversation/send", f.send)
+	mux.HandleFunc("POST /v2/authenticate/login", f.ccsLogin)
+	mux.HandleFunc("POST /v2/context/document/create", f.ccsCreate)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.violation("unexpected request %s %s", r.Method, r.URL.Path)
 		http.Error(w, "not found", http.StatusNotFound)
