@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -50,9 +49,7 @@ type CCSClient struct {
 	http      *retryablehttp.Client
 	clock     bridge.Clock
 
-	fetchMu sync.Mutex // one login at a time
-	mu      sync.Mutex
-	tok     *appToken
+	tokens tokenCache
 }
 
 func newCCSClient(account string, cfg config.LivePersonCCS, client *retryablehttp.Client, clock bridge.Clock) (*CCSClient, error) {
@@ -153,41 +150,12 @@ func (c *CCSClient) create(ctx context.Context, tok *appToken, raw []byte) error
 }
 
 // token returns the cached token, logging in when there is none or it is
-// due for replacement. Concurrent callers wait for one login.
+// due for replacement.
 func (c *CCSClient) token(ctx context.Context) (*appToken, error) {
-	fresh := func() *appToken {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.tok != nil && c.clock.Now().Before(c.tok.refreshAt) {
-			return c.tok
-		}
-		return nil
-	}
-	if t := fresh(); t != nil {
-		return t, nil
-	}
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	if t := fresh(); t != nil {
-		return t, nil
-	}
-	t, err := c.login(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.tok = t
-	c.mu.Unlock()
-	return t, nil
+	return c.tokens.get(ctx, c.clock.Now, c.login)
 }
 
-func (c *CCSClient) dropToken(t *appToken) {
-	c.mu.Lock()
-	if c.tok == t {
-		c.tok = nil
-	}
-	c.mu.Unlock()
-}
+func (c *CCSClient) dropToken(t *appToken) { c.tokens.drop(t) }
 
 func (c *CCSClient) login(ctx context.Context) (*appToken, error) {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.authURL+CCSLoginPath, nil)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -64,9 +63,7 @@ type ConnectorClient struct {
 	http     *retryablehttp.Client
 	clock    bridge.Clock
 
-	fetchMu sync.Mutex // one Sentinel call at a time
-	mu      sync.Mutex
-	tok     *appToken
+	tokens tokenCache
 }
 
 type appToken struct {
@@ -79,42 +76,13 @@ func newConnectorClient(account, clientID, secret string, domains *domainCache, 
 }
 
 // appJWT returns a cached AppJWT, fetching one when there is none or it is
-// due for replacement. Concurrent callers wait for one fetch.
+// due for replacement.
 func (c *ConnectorClient) appJWT(ctx context.Context) (*appToken, error) {
-	fresh := func() *appToken {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.tok != nil && c.clock.Now().Before(c.tok.refreshAt) {
-			return c.tok
-		}
-		return nil
-	}
-	if t := fresh(); t != nil {
-		return t, nil
-	}
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	if t := fresh(); t != nil {
-		return t, nil
-	}
-	t, err := c.fetchAppJWT(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.tok = t
-	c.mu.Unlock()
-	return t, nil
+	return c.tokens.get(ctx, c.clock.Now, c.fetchAppJWT)
 }
 
 // dropAppJWT forgets a token LivePerson refused (unless already replaced).
-func (c *ConnectorClient) dropAppJWT(t *appToken) {
-	c.mu.Lock()
-	if c.tok == t {
-		c.tok = nil
-	}
-	c.mu.Unlock()
-}
+func (c *ConnectorClient) dropAppJWT(t *appToken) { c.tokens.drop(t) }
 
 func (c *ConnectorClient) fetchAppJWT(ctx context.Context) (*appToken, error) {
 	host, err := c.domains.host(ctx, ServiceSentinel)
