@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 const redacted = "[redacted]"
@@ -40,14 +41,57 @@ func Scrub(s string) string {
 	if s == "" {
 		return s
 	}
-	s = jwtRe.ReplaceAllString(s, redacted)
-	s = bearerRe.ReplaceAllString(s, "$1 "+redacted)
-	s = whsecRe.ReplaceAllString(s, redacted)
-	s = emailRe.ReplaceAllString(s, redacted)
-	s = phoneRe.ReplaceAllString(s, redacted)
-	s = pathRe.ReplaceAllString(s, "${1}"+redacted)
-	s = queryRe.ReplaceAllString(s, "${1}"+redacted)
+	// Every pattern needs a literal that a matching text contains; testing
+	// for it first keeps plain values (ids, routes, numbers: most attributes
+	// of every log line) away from the regexp engine, which costs a
+	// backtracking pass and a copy of the string even when nothing matches.
+	if strings.Contains(s, "eyJ") {
+		s = jwtRe.ReplaceAllString(s, redacted)
+	}
+	if mayHaveAuthScheme(s) {
+		s = bearerRe.ReplaceAllString(s, "$1 "+redacted)
+	}
+	if strings.Contains(s, "wh") {
+		s = whsecRe.ReplaceAllString(s, redacted)
+	}
+	if strings.Contains(s, "@") {
+		s = emailRe.ReplaceAllString(s, redacted)
+	}
+	if strings.Contains(s, "+") {
+		s = phoneRe.ReplaceAllString(s, redacted)
+	}
+	if strings.Contains(s, "/login/") || strings.Contains(s, "/callback/") {
+		s = pathRe.ReplaceAllString(s, "${1}"+redacted)
+	}
+	if strings.Contains(s, "=") {
+		s = queryRe.ReplaceAllString(s, "${1}"+redacted)
+	}
 	return s
+}
+
+// mayHaveAuthScheme is a necessary condition for bearerRe: whitespace, and
+// "bearer" or "basic" in any ASCII case. A text with any non-ASCII byte is
+// left to the pattern, whose (?i) also folds letters such as U+017F (ſ).
+func mayHaveAuthScheme(s string) bool {
+	if !strings.ContainsAny(s, " \t\n\f\r") { // \s
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i]|0x20 == 'b' && (hasFold(s[i:], "bearer") || hasFold(s[i:], "basic")) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFold reports whether s starts with the lower-case ASCII word w in any case.
+func hasFold(s, w string) bool {
+	return len(s) >= len(w) && strings.EqualFold(s[:len(w)], w)
 }
 
 // RedactingHandler wraps a handler and scrubs every attribute.
