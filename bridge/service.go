@@ -187,7 +187,11 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 	now := s.clock.Now()
 	key := Key{Brand: b.ID, Conversation: ev.Conversation}
 	obs := Observation{Key: key, Platform: platform, Consumer: ev.Consumer, Channel: ev.Channel, At: now}
-	log := s.log.With("brand", b.ID, "platform", platform, "conversation", ev.Conversation, "event", ev.ID)
+	// Built only when a line is written: With formats and scrubs its
+	// attributes at once, and most events log nothing.
+	log := func() *slog.Logger {
+		return s.log.With("brand", b.ID, "platform", platform, "conversation", ev.Conversation, "event", ev.ID)
+	}
 	pol := b.Policy
 
 	switch ev.Kind {
@@ -210,11 +214,11 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		}
 		s.rec.Code(b.ID, res)
 		if res != CodeNoPending {
-			log.InfoContext(ctx, "confirm code", "result", string(res), "attempts", sess.CodeAttempts)
+			log().InfoContext(ctx, "confirm code", "result", string(res), "attempts", sess.CodeAttempts)
 		}
 		if res == CodeMatched {
 			s.rec.SteppedUp(b.ID, platform)
-			log.InfoContext(ctx, "conversation stepped up", "binding", pol.Binding)
+			log().InfoContext(ctx, "conversation stepped up", "binding", pol.Binding)
 		}
 		return "code_" + string(res), nil
 
@@ -233,26 +237,26 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		}
 		if !channelAllowed(pol, channel) {
 			_, err := s.store.Observe(ctx, ev.ID, obs)
-			log.WarnContext(ctx, "agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
+			log().WarnContext(ctx, "agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
 			return "refused_channel", err
 		}
 		_, _, err := s.issue(ctx, b, key, ev.ID, &obs, platform, consumer, true)
 		switch {
 		case errors.Is(err, ErrClosed), errors.Is(err, ErrAlreadySteppedUp), errors.Is(err, ErrTooManyLinks):
 			// A refusal is an answer, not a failure: acknowledge the event.
-			log.WarnContext(ctx, "agent command refused", "reason", err.Error())
+			log().WarnContext(ctx, "agent command refused", "reason", err.Error())
 			return "refused", nil
 		case err != nil:
 			return outcomeOf(err), err
 		}
 		s.rec.LinkIssued(b.ID, "agent_command")
-		log.InfoContext(ctx, "login link issued", "via", "agent_command")
+		log().InfoContext(ctx, "login link issued", "via", "agent_command")
 		return "link_issued", nil
 
 	case EventRefused:
 		// Declined by the platform's own rule (e.g. live chat where step-up
 		// is messaging only): nothing to store, but counted and said.
-		log.InfoContext(ctx, "event refused", "reason", ev.Text)
+		log().InfoContext(ctx, "event refused", "reason", ev.Text)
 		return "refused_" + ev.Text, nil
 
 	case EventIdentitySwap:
