@@ -162,7 +162,7 @@ func (a *Adapter) ParseWebhook(_ context.Context, req bridge.WebhookRequest) ([]
 	if err != nil {
 		return nil, fmt.Errorf("standard webhook: %w", err)
 	}
-	ts, _ := strconv.ParseInt(req.Header.Get(HeaderTimestamp), 10, 64) // checked by Verify
+	ts, _ := strconv.ParseInt(req.Header.Get(canonicalTimestamp), 10, 64) // checked by Verify
 	events, err := parseEvent(id, req.Body, time.Unix(ts, 0))
 	if err != nil {
 		return nil, fmt.Errorf("standard webhook: %w", err)

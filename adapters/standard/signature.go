@@ -21,6 +21,14 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
+// The headers as net/http stores them: looking them up by these spares
+// a canonicalisation (an allocation) per header per request.
+var (
+	canonicalID        = http.CanonicalHeaderKey(HeaderID)
+	canonicalTimestamp = http.CanonicalHeaderKey(HeaderTimestamp)
+	canonicalSignature = http.CanonicalHeaderKey(HeaderSignature)
+)
+
 // SecretPrefix marks a symmetric Standard Webhooks secret.
 const SecretPrefix = "whsec_"
 
@@ -102,9 +110,9 @@ func Verify(secrets [][]byte, header http.Header, body []byte, now time.Time, to
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	id = header.Get(HeaderID)
-	rawTS := header.Get(HeaderTimestamp)
-	sigs := strings.Join(header.Values(HeaderSignature), " ")
+	id = header.Get(canonicalID)
+	rawTS := header.Get(canonicalTimestamp)
+	sigs := strings.Join(header.Values(canonicalSignature), " ")
 	for _, h := range []struct{ name, v string }{{HeaderID, id}, {HeaderTimestamp, rawTS}, {HeaderSignature, sigs}} {
 		if strings.TrimSpace(h.v) == "" {
 			return "", unauthenticated(ErrMissingHeader, h.name)
