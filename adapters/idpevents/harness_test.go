@@ -29,6 +29,7 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
 	"github.com/stepup-bridge/stepup-bridge/bridge/memstore"
+	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry/telemetrytest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -65,22 +66,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from many goroutines.
+type syncBuffer = telemetrytest.LogBuffer
 
 // harness is one brand wired as in production: the real OIDC provider in
 // front of a strict test OP, every login-event source with real keys and

@@ -38,6 +38,7 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge/memstore"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
+	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry/telemetrytest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -63,22 +64,8 @@ type harness struct {
 	codes  []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from many goroutines.
+type syncBuffer = telemetrytest.LogBuffer
 
 // recorder counts the service's event outcomes (the metrics' source).
 type recorder struct {

@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/adapters/oidc"
 	"github.com/stepup-bridge/stepup-bridge/adapters/oidc/oidctest"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
+	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry/telemetrytest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -80,23 +80,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from many goroutines.
+type syncBuffer = telemetrytest.LogBuffer
 
 // env is one IdP and one relying-party provider in front of it.
 type env struct {

@@ -35,6 +35,7 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge/httpapi"
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
 	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry"
+	"github.com/stepup-bridge/stepup-bridge/bridge/telemetry/telemetrytest"
 	"github.com/stepup-bridge/stepup-bridge/config"
 )
 
@@ -60,23 +61,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.offset += d
 }
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from many goroutines.
+type syncBuffer = telemetrytest.LogBuffer
 
 // storeCase is one store.driver the flows run against.
 type storeCase struct {
