@@ -10,9 +10,10 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
 
-// RunReview runs the security review's extra contract checks: the binding
-// rule when logins overlap, and every expiry at its exact instant.
-func RunReview(t *testing.T, factory Factory) {
+// testBindingEdges: the binding rule and expiries at their edges (the
+// forwarded-link attack with the attacker logging in first, exact expiry
+// instants, recorded logins binding nothing).
+func testBindingEdges(t *testing.T, factory Factory) {
 	t.Run("a later login replaces the pending code", func(t *testing.T) {
 		// The forwarded-link attack with the attacker logging in first: the
 		// attacker knows their own code; once the victim's login (through the

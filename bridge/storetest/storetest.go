@@ -146,6 +146,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("NativeStepUp", func(t *testing.T) { testNativeStepUp(t, factory) })
 	t.Run("CodeFeedback", func(t *testing.T) { testCodeFeedback(t, factory) })
 	t.Run("RefusalNotes", func(t *testing.T) { testRefusalNotes(t, factory) })
+	t.Run("BindingEdges", func(t *testing.T) { testBindingEdges(t, factory) })
 }
 
 func testObserve(t *testing.T, factory Factory) {
