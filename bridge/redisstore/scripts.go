@@ -16,16 +16,18 @@ import "github.com/redis/go-redis/v9"
 //     dup, notfound, closed, stepped, bound, toomany, invalid (mapped to the
 //     bridge sentinels in Go).
 //
-// A session is one string value: a sequence of <name><len>:<value> fields,
-// names in letters only (pl platform, cs consumer, ch channel, st state,
-// sa started at, ua updated at, th ticket hash, lx link expiry, ln links
-// issued, cd code hash, cx code expiry, ca code attempts, pd pending
-// identity JSON, id identity JSON, su stepped-up at, ac authenticated
-// consumer after a native step-up; times in unix ms). The
-// state is one letter: a anonymous, l link issued, v login verified, s
-// stepped up, c closed. One string beats a hash here: identity JSON is longer
-// than hash-max-listpack-value, which would turn a hash into a hashtable of
-// twice the size.
+// A session is one string value: a MessagePack map (Redis's built-in
+// cmsgpack, in C) of short field names to string values (pl platform, cs
+// consumer, ch channel, st state, sa started at, ua updated at, th ticket
+// hash, lx link expiry, ln links issued, cd code hash, cx code expiry, ca
+// code attempts, pd pending identity JSON, id identity JSON, su stepped-up
+// at, ac authenticated consumer after a native step-up; times in unix ms;
+// empty values are left out). The state is one letter: a anonymous, l link
+// issued, v login verified, s stepped up, c closed. One string beats a hash
+// here: identity JSON is longer than hash-max-listpack-value, which would
+// turn a hash into a hashtable of twice the size. MessagePack rather than a
+// format parsed in Lua: a Lua-level decode and encode cost ~13 µs of Redis
+// time per call, cmsgpack ~2 µs (session.go decodes it in Go).
 //
 // The dedupe set of a conversation is a sorted set: member = 12 bytes of
 // SHA-256(event id), score = the unix ms until which the id counts as seen.
@@ -39,45 +41,23 @@ import "github.com/redis/go-redis/v9"
 const prelude = `
 local function int(x) return string.format('%d', x) end
 
--- decode parses a session string into a table (nil for a missing key).
-local function decode(raw)
-  if not raw then return nil end
-  local s, pos = {}, 1
-  while pos <= #raw do
-    local k, n = string.match(raw, '^(%a+)(%d+):', pos)
-    if not k then return redis.error_reply('ERR stepup: corrupt session') end
-    local start = pos + #k + #n + 1
-    s[k] = string.sub(raw, start, start + tonumber(n) - 1)
-    pos = start + tonumber(n)
-  end
-  return s
-end
-
-local order = {'pl','cs','ch','st','sa','ua','th','lx','ln','cd','cx','ca','pd','id','su','ac'}
-local known = {}
-for _, k in ipairs(order) do known[k] = true end
-
--- encode is decode's inverse; fields a newer version added are kept.
+-- encode packs a session table (see above): empty values are left out,
+-- fields a newer version added are kept.
 local function encode(s)
-  local out = {}
-  local function put(k)
-    local v = s[k]
-    if v ~= nil and v ~= '' then out[#out + 1] = k .. #v .. ':' .. v end
+  for k, v in pairs(s) do
+    if v == '' then s[k] = nil end
   end
-  for _, k in ipairs(order) do put(k) end
-  local extra = {}
-  for k in pairs(s) do if not known[k] then extra[#extra + 1] = k end end
-  table.sort(extra)
-  for _, k in ipairs(extra) do put(k) end
-  return table.concat(out)
+  return cmsgpack.pack(s)
 end
 
 -- load returns the session at key if it is live at now (updated less than
--- ttl ms before now), else nil. A corrupt value is an error reply.
+-- ttl ms before now), else nil. A corrupt value is an error reply, second.
 local function load(key, now, ttl)
-  local s = decode(redis.call('GET', key))
-  if type(s) == 'table' and s.err then return nil, s end
-  if s and tonumber(s.ua or '0') + ttl > now then return s end
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local ok, s = pcall(cmsgpack.unpack, raw)
+  if not ok or type(s) ~= 'table' then return nil, redis.error_reply('ERR stepup: corrupt session') end
+  if tonumber(s.ua or '0') + ttl > now then return s end
   return nil
 end
 

@@ -222,31 +222,6 @@ func fromMS(v string) time.Time {
 	return time.UnixMilli(n).UTC()
 }
 
-// decodeFields splits a session string (see scripts.go) into its fields.
-func decodeFields(raw string) (map[string]string, error) {
-	f := make(map[string]string, 12)
-	for raw != "" {
-		i := 0
-		for i < len(raw) && (raw[i] >= 'a' && raw[i] <= 'z' || raw[i] >= 'A' && raw[i] <= 'Z') {
-			i++
-		}
-		j := i
-		for j < len(raw) && raw[j] >= '0' && raw[j] <= '9' {
-			j++
-		}
-		if i == 0 || j == i || j >= len(raw) || raw[j] != ':' {
-			return nil, errors.New("redisstore: corrupt session value")
-		}
-		n, err := strconv.Atoi(raw[i:j])
-		if err != nil || len(raw)-(j+1) < n {
-			return nil, errors.New("redisstore: corrupt session value")
-		}
-		f[raw[:i]] = raw[j+1 : j+1+n]
-		raw = raw[j+1+n:]
-	}
-	return f, nil
-}
-
 var states = map[string]bridge.State{
 	"a": bridge.StateAnonymous, "l": bridge.StateLinkIssued, "v": bridge.StateLoginVerified,
 	"s": bridge.StateSteppedUp, "c": bridge.StateClosed,
