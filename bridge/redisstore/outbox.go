@@ -66,21 +66,52 @@ func (s *Store) evalEach(ctx context.Context, sc *redis.Script, calls []call) []
 }
 
 // Claim implements bridge.Outbox.
+//
+// The workers of one store share their polls: while a Claim waits, a sweep
+// that found nothing stands for every worker of the store until the poll
+// interval has passed or the store wrote new entries, so an idle replica
+// sweeps about once per poll interval (plus once per Claim call) however
+// many workers it runs, and an entry written here wakes one worker, not
+// all. A sweep that filled its batch wakes another worker: there may be
+// more. The first sweep of a call always runs (a caller asking now, with
+// no wait, gets an answer from Redis).
 func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Duration) ([]bridge.Delivery, error) {
 	if max <= 0 {
 		return nil, nil
 	}
 	deadline := time.Now().Add(wait)
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		started := time.Now()
 		s.mu.Lock()
-		wake := s.wake
+		wakes := s.wakes
+		// A sweep in progress, or an empty one less than a poll interval
+		// ago, with nothing written here since, answers for this poll too.
+		skip := !first && wakes == s.sweepWake && (s.sweeping > 0 || started.Sub(s.sweepAt) < s.opts.PollInterval)
+		if !skip {
+			s.sweeping++
+			s.sweepAt, s.sweepWake = started, wakes
+		}
 		s.mu.Unlock()
-		ds, err := s.claimOnce(ctx, worker, max)
-		if err != nil || len(ds) > 0 {
-			return ds, err
+		if !skip {
+			ds, err := s.claimOnce(ctx, worker, max)
+			s.mu.Lock()
+			s.sweeping--
+			if (err != nil || len(ds) > 0) && s.sweepAt.Equal(started) {
+				s.sweepAt = time.Time{} // it found work or failed: it answers for no one
+			}
+			s.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			if len(ds) >= max {
+				s.enqueued()
+			}
+			if len(ds) > 0 {
+				return ds, nil
+			}
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -91,7 +122,7 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, ctx.Err()
-		case <-wake:
+		case <-s.wake:
 		case <-timer.C:
 		}
 		timer.Stop()

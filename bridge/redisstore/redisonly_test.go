@@ -391,3 +391,37 @@ func TestIdleWorkersForgotten(t *testing.T) {
 		assert.ElementsMatch(t, []string{"old-host-2-0", "new-host-3-0"}, names)
 	})
 }
+
+// TestIdleWorkersShareSweeps: the workers of one store share their polls.
+// Four idle workers polling every 50 ms used to sweep all partitions 80
+// times a second between them; now an empty sweep stands for all of them
+// until the poll interval has passed (plus the first sweep of each Claim
+// call, which always asks Redis).
+func TestIdleWorkersShareSweeps(t *testing.T) {
+	c := redistest.Client(t, redistest.StandaloneAddr())
+	h := attach(c)
+	s := redistest.Store(t, c, redisstore.Options{PollInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	h.reset()
+	calls := atomic.Int64{}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				calls.Add(1)
+				_, _ = s.Claim(ctx, fmt.Sprintf("w-%d", i), 16, 300*time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	_, cmds, _ := h.reset()
+	sweeps := cmds["evalsha"] / bridge.Partitions
+	// One second: 20 shared polls at most (intervals start at the last
+	// empty sweep, so fewer), plus one sweep per Claim call.
+	limit := 20 + int(calls.Load())
+	t.Logf("%d sweeps (%d EVALSHA) by 4 workers in 1 s over %d Claim calls; per-worker polling would be ~80", sweeps, cmds["evalsha"], calls.Load())
+	assert.LessOrEqual(t, sweeps, limit)
+	assert.Less(t, sweeps, 60, "workers still poll one by one")
+	assert.GreaterOrEqual(t, sweeps, 5, "idle workers must still poll")
+}

@@ -48,7 +48,7 @@ type Options struct {
 	IdleWorkerTTL time.Duration
 	// PollInterval is how often an idle Claim looks for work written by
 	// other replicas (default 250ms); entries written through this Store
-	// wake its waiting Claims at once.
+	// wake one of its waiting Claims at once.
 	PollInterval time.Duration
 	// DeadLetterMax caps the dead letters kept per partition (approximate,
 	// default 10000); DeadLetterRetention drops older ones (default 14 days).
@@ -66,9 +66,17 @@ type Store struct {
 
 	notCluster atomic.Bool // Ping found the single server is not a Cluster node
 
-	mu   sync.Mutex
-	wake chan struct{} // closed and replaced when this store enqueues outbox entries
-	next uint32        // first partition of the next claim sweep (round robin)
+	// wake carries one signal per batch of outbox entries this store
+	// wrote (buffered, so a signal sent while every worker is busy waits
+	// for the next one): one waiting Claim sweeps, not all of them.
+	wake chan struct{}
+
+	mu        sync.Mutex
+	next      uint32    // first partition of the next claim sweep (round robin)
+	wakes     uint64    // signals sent so far
+	sweeping  int       // sweeps in progress
+	sweepAt   time.Time // start of the latest sweep in progress or found empty
+	sweepWake uint64    // wakes when that sweep started
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -112,7 +120,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Store{c: client, opts: opts, k: newKeys(opts.Prefix), log: opts.Logger, wake: make(chan struct{})}, nil
+	return &Store{c: client, opts: opts, k: newKeys(opts.Prefix), log: opts.Logger, wake: make(chan struct{}, 1)}, nil
 }
 
 // Ping checks every server the store needs answers (each master of a
@@ -290,12 +298,15 @@ func entryArgs(args []any, entries []bridge.OutboxEntry, stripIdentity bool) ([]
 	return args, nil
 }
 
-// enqueued wakes this store's waiting Claims.
+// enqueued wakes one of this store's waiting Claims.
 func (s *Store) enqueued() {
 	s.mu.Lock()
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakes++
 	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // a signal is pending already
+	}
 }
 
 func ttlMS(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
