@@ -197,6 +197,11 @@ type Delivery struct {
 	Entry   OutboxEntry
 	Attempt int    // 1 for the first try
 	Handle  string // store-specific receipt
+	// ClaimedAt is when the store handed the delivery out, by its clock;
+	// zero when the store does not say. A store that sets it and
+	// implements Renewer promises that a delivery it hands out is neither
+	// completed nor anyone else's at that moment (see freshClaim).
+	ClaimedAt time.Time
 }
 
 // Clone returns a deep copy (stores hand out copies, never shared pointers).

@@ -36,6 +36,20 @@ func (p DeliveryPolicy) claimBatch() int {
 	return max(1, min(maxClaim, int(p.Lease/p.CallTimeout)-1))
 }
 
+// freshClaim reports whether d was claimed so recently that the check
+// before its attempt (Renewer) can be skipped: the store vouched for it at
+// the claim and most of its lease is left. It saves a store round trip per
+// delivery in the common case, where a step-up's effects are claimed
+// together and attempted at once; entries that waited behind slow calls,
+// or a worker that stalled, are checked as before.
+func (p DeliveryPolicy) freshClaim(d Delivery, now time.Time) bool {
+	if d.ClaimedAt.IsZero() || p.Lease <= 0 {
+		return false
+	}
+	age := now.Sub(d.ClaimedAt)
+	return age >= 0 && age < p.Lease/4
+}
+
 // Backoff is the wait before attempt+1: exponential from MinBackoff, capped
 // at MaxBackoff, with full jitter over its upper half so that a platform
 // coming back is not hit by every entry at once.
@@ -132,7 +146,7 @@ func (s *Service) deliverOne(ctx context.Context, p DeliveryPolicy, d Delivery) 
 	e := d.Entry
 	log := s.log.With("brand", e.Key.Brand, "conversation", e.Key.Conversation, "effect", string(e.Effect), "entry", e.ID, "attempt", d.Attempt)
 	ctx = context.WithoutCancel(ctx)
-	if r, ok := s.store.(Renewer); ok {
+	if r, ok := s.store.(Renewer); ok && !p.freshClaim(d, s.clock.Now()) {
 		rctx, cancel := context.WithTimeout(ctx, settleTimeout)
 		mine, err := r.Renew(rctx, d)
 		cancel()

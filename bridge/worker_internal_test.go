@@ -47,3 +47,27 @@ func TestDefaultRetryHorizon(t *testing.T) {
 	}
 	t.Logf("retry horizon %s to %s", lo.Round(time.Hour), hi.Round(time.Hour))
 }
+
+func TestFreshClaimSkipsOnlyRecentClaims(t *testing.T) {
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	p := DeliveryPolicy{Lease: time.Minute}
+	for _, tc := range []struct {
+		name    string
+		p       DeliveryPolicy
+		claimed time.Time
+		now     time.Time
+		want    bool
+	}{
+		{"just claimed", p, at, at.Add(time.Millisecond), true},
+		{"under a quarter of the lease", p, at, at.Add(14 * time.Second), true},
+		{"a quarter of the lease", p, at, at.Add(15 * time.Second), false},
+		{"lease over", p, at, at.Add(2 * time.Minute), false},
+		{"store does not say", p, time.Time{}, at, false},
+		{"lease unknown", DeliveryPolicy{}, at, at, false},
+		{"clock went back", p, at, at.Add(-time.Second), false},
+	} {
+		if got := tc.p.freshClaim(Delivery{ClaimedAt: tc.claimed}, tc.now); got != tc.want {
+			t.Errorf("%s: freshClaim = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -161,7 +161,7 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		n := min(work[p], left)
 		left -= n
-		claims = append(claims, call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p]}, args: []any{group, worker, now, lease, n, ttlMS(s.opts.IdleWorkerTTL)}})
+		claims = append(claims, call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p], s.doneKey(p)}, args: []any{group, worker, now, lease, n, ttlMS(s.opts.IdleWorkerTTL)}})
 	}
 	if len(claims) == 0 {
 		if firstErr != nil {
@@ -243,9 +243,10 @@ func (s *Store) delivery(p int, it any) (bridge.Delivery, error) {
 	}
 	n, _ := strconv.Atoi(c.fields["n"])
 	return bridge.Delivery{
-		Entry:   e,
-		Attempt: n + int(c.deliveries),
-		Handle:  fmt.Sprintf("%d:%s:%d", p, c.id, c.deliveries),
+		Entry:     e,
+		Attempt:   n + int(c.deliveries),
+		Handle:    fmt.Sprintf("%d:%s:%d", p, c.id, c.deliveries),
+		ClaimedAt: s.opts.Clock.Now(),
 	}, nil
 }
 

@@ -355,8 +355,11 @@ return n
 
 // claimScript: hand out up to count deliveries of one partition: first
 // move due retries from the delayed set into the stream, then take back
-// entries whose lease ran out (XAUTOCLAIM), then read new ones.
-// KEYS: 1 outbox stream, 2 delayed set.
+// entries whose lease ran out (XAUTOCLAIM), then read new ones. An entry
+// whose entry id is marked done (see ackScript) is settled here instead of
+// handed out, so a delivery fresh from a claim needs no check before its
+// first attempt (bridge.Delivery.ClaimedAt).
+// KEYS: 1 outbox stream, 2 delayed set, 3 done set.
 // Last, it forgets consumers that hold nothing and were idle longer than
 // ARGV[6]: worker names carry host and pid, so without this every restart
 // of every replica would leave consumers behind in the groups forever. A
@@ -380,6 +383,21 @@ for _, m in ipairs(due) do
 end
 if redis.call('EXISTS', stream) == 0 then return {} end
 local out = {}
+local now = tonumber(ARGV[3])
+local hasdone = redis.call('EXISTS', KEYS[3]) == 1
+-- take hands out stream entry e (id, fields) unless its entry id is done.
+local function take(e, deliveries)
+  if hasdone then
+    local f = fields(e[2])
+    local sc = f.i and redis.call('ZSCORE', KEYS[3], f.i)
+    if sc and tonumber(sc) > now then
+      redis.call('XACK', stream, group, e[1])
+      redis.call('XDEL', stream, e[1])
+      return
+    end
+  end
+  out[#out + 1] = {e[1], e[2], deliveries}
+end
 local cursor, rounds = '0-0', 0
 repeat
   local r = redis.pcall('XAUTOCLAIM', stream, group, consumer, ARGV[4], cursor, 'COUNT', count - #out)
@@ -394,7 +412,7 @@ repeat
   for _, e in ipairs(r[2]) do
     if type(e) == 'table' and type(e[2]) == 'table' then
       local p = redis.call('XPENDING', stream, group, e[1], e[1], 1)
-      out[#out + 1] = {e[1], e[2], p[1][4]}
+      take(e, p[1][4])
     end
   end
   rounds = rounds + 1
@@ -402,7 +420,7 @@ until cursor == '0-0' or #out >= count or rounds >= 4
 if #out < count then
   local x = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out, 'STREAMS', stream, '>')
   if x then
-    for _, e in ipairs(x[1][2]) do out[#out + 1] = {e[1], e[2], 1} end
+    for _, e in ipairs(x[1][2]) do take(e, 1) end
   end
 end
 local cs = redis.pcall('XINFO', 'CONSUMERS', stream, group)
