@@ -101,12 +101,12 @@ func (s *Store) NativeStepUp(ctx context.Context, cmd bridge.NativeStepUp) (brid
 	}
 	if res[0] != "ok" {
 		if len(res) > 1 && res[1] == "noted" {
-			s.enqueued()
+			s.enqueued(int(p))
 		}
 		return bridge.Session{}, refusal(fmt.Sprint(res[0]), nil)
 	}
 	if len(cmd.Outbox) > 0 {
-		s.enqueued()
+		s.enqueued(int(p))
 	}
 	return sessionReply(key, res, 1)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,9 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if ds, err := s.claimDirty(ctx, worker, max); err != nil || len(ds) > 0 {
+			return ds, err
+		}
 		started := time.Now()
 		s.mu.Lock()
 		wakes := s.wakes
@@ -107,7 +111,7 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 				return nil, err
 			}
 			if len(ds) >= max {
-				s.enqueued()
+				s.enqueued(-1)
 			}
 			if len(ds) > 0 {
 				return ds, nil
@@ -127,6 +131,39 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		}
 		timer.Stop()
 	}
+}
+
+// claimDirty claims from the partitions this store wrote since a Claim
+// last looked at them, without a probe: a step-up's effects reach a
+// worker in one round trip instead of a sweep of every partition and a
+// claim. Entries it leaves (more than max) are found by the sweep.
+func (s *Store) claimDirty(ctx context.Context, worker string, max int) ([]bridge.Delivery, error) {
+	s.mu.Lock()
+	n := min(len(s.dirty), max)
+	ps := slices.Clone(s.dirty[:n])
+	s.dirty = slices.Delete(s.dirty, 0, n)
+	s.mu.Unlock()
+	if n == 0 {
+		return nil, nil
+	}
+	calls := make([]call, n)
+	for i, p := range ps {
+		each := max / n
+		if i < max%n {
+			each++
+		}
+		calls[i] = s.claimCall(p, worker, ms(s.opts.Clock.Now()), int64(each))
+	}
+	out, err := s.claimCalls(ctx, calls)
+	if len(out) >= max {
+		s.enqueued(-1) // there may be more: let another worker sweep
+	}
+	return out, err
+}
+
+// claimCall is the claim script call for partition p.
+func (s *Store) claimCall(p int, worker string, now int64, n int64) call {
+	return call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p], s.doneKey(p)}, args: []any{group, worker, now, ttlMS(s.opts.ClaimTimeout), n, ttlMS(s.opts.IdleWorkerTTL)}}
 }
 
 // claimOnce sweeps every partition once.
@@ -161,7 +198,7 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		n := min(work[p], left)
 		left -= n
-		claims = append(claims, call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p], s.doneKey(p)}, args: []any{group, worker, now, lease, n, ttlMS(s.opts.IdleWorkerTTL)}})
+		claims = append(claims, s.claimCall(p, worker, now, n))
 	}
 	if len(claims) == 0 {
 		if firstErr != nil {
@@ -169,7 +206,20 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		return nil, nil
 	}
+	out, err := s.claimCalls(ctx, claims)
+	if err == nil && firstErr != nil && len(out) > 0 {
+		s.log.Warn("outbox claim: some partitions unavailable", "error", firstErr)
+	}
+	if len(out) == 0 && err == nil && firstErr != nil {
+		return nil, s.fail(ctx, "claim", firstErr)
+	}
+	return out, err
+}
 
+// claimCalls runs claim script calls in one pipeline and collects their
+// deliveries.
+func (s *Store) claimCalls(ctx context.Context, claims []call) ([]bridge.Delivery, error) {
+	var firstErr error
 	var out []bridge.Delivery
 	for i, cmd := range s.evalEach(ctx, claimScript, claims) {
 		items, err := cmd.Slice()
@@ -449,7 +499,7 @@ func (s *Store) Replay(ctx context.Context, id string) error {
 	if n == 0 {
 		return fmt.Errorf("redisstore: dead letter %q: %w", id, bridge.ErrNotFound)
 	}
-	s.enqueued()
+	s.enqueued(p)
 	return nil
 }
 

@@ -425,3 +425,45 @@ func TestIdleWorkersShareSweeps(t *testing.T) {
 	assert.Less(t, sweeps, 60, "workers still poll one by one")
 	assert.GreaterOrEqual(t, sweeps, 5, "idle workers must still poll")
 }
+
+// TestLocalWriteClaimedInOneTrip: entries this store wrote are claimed
+// from their partition directly, one script call, not after a probe of
+// every partition; another store (replica) finds them by its sweep.
+func TestLocalWriteClaimedInOneTrip(t *testing.T) {
+	c := redistest.Client(t, redistest.StandaloneAddr())
+	h := attach(c)
+	prefix := redistest.Prefix(t, c)
+	s := redistest.Store(t, c, redisstore.Options{Prefix: prefix})
+	other := redistest.Store(t, c, redisstore.Options{Prefix: prefix})
+	ctx := t.Context()
+	write := func(st *redisstore.Store) bridge.Key {
+		k := newKey()
+		obs := obsOf(k)
+		tok := bridge.NewToken(k)
+		_, err := st.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
+		require.NoError(t, err)
+		return k
+	}
+
+	write(s)
+	h.reset()
+	ds, err := s.Claim(ctx, "w", 16, 0)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	_, cmds, _ := h.reset()
+	assert.Equal(t, 1, cmds["evalsha"], "the claim script alone, no probes")
+	for _, d := range ds {
+		require.NoError(t, s.Ack(ctx, d))
+	}
+
+	write(other) // written by another replica: only a sweep finds it
+	h.reset()
+	ds, err = s.Claim(ctx, "w", 16, 0)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	_, cmds, _ = h.reset()
+	assert.Equal(t, bridge.Partitions+1, cmds["evalsha"], "a probe per partition and one claim")
+	for _, d := range ds {
+		require.NoError(t, s.Ack(ctx, d))
+	}
+}

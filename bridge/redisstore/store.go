@@ -73,6 +73,7 @@ type Store struct {
 
 	mu        sync.Mutex
 	next      uint32    // first partition of the next claim sweep (round robin)
+	dirty     []int     // partitions written here since a Claim last looked at them
 	wakes     uint64    // signals sent so far
 	sweeping  int       // sweeps in progress
 	sweepAt   time.Time // start of the latest sweep in progress or found empty
@@ -298,10 +299,15 @@ func entryArgs(args []any, entries []bridge.OutboxEntry, stripIdentity bool) ([]
 	return args, nil
 }
 
-// enqueued wakes one of this store's waiting Claims.
-func (s *Store) enqueued() {
+// enqueued records that this store wrote outbox entries to partition p
+// (-1: somewhere) and wakes one of its waiting Claims, which looks at the
+// partitions written first.
+func (s *Store) enqueued(p int) {
 	s.mu.Lock()
 	s.wakes++
+	if p >= 0 && !slices.Contains(s.dirty, p) {
+		s.dirty = append(s.dirty, p)
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -391,12 +397,12 @@ func (s *Store) IssueTicket(ctx context.Context, cmd bridge.IssueTicket) (bridge
 	}
 	if res[0] != "ok" {
 		if len(res) > 1 && res[1] == "noted" {
-			s.enqueued()
+			s.enqueued(int(p))
 		}
 		return bridge.Session{}, refusal(fmt.Sprint(res[0]), nil)
 	}
 	if len(cmd.Outbox) > 0 {
-		s.enqueued()
+		s.enqueued(int(p))
 	}
 	return sessionReply(cmd.Key, res, 1)
 }
@@ -525,7 +531,7 @@ func (s *Store) VerifyLogin(ctx context.Context, cmd bridge.VerifyLogin) (bridge
 		return bridge.Session{}, refusal(fmt.Sprint(res[0]), nil)
 	}
 	if stepsUp {
-		s.enqueued()
+		s.enqueued(int(p))
 	}
 	return sessionReply(cmd.Key, res, 1)
 }
@@ -567,7 +573,7 @@ func (s *Store) ConfirmCode(ctx context.Context, cmd bridge.ConfirmCode) (bridge
 		return "", bridge.Session{}, err
 	}
 	if _, fb := cmd.Feedback[result]; fb || (result == bridge.CodeMatched && len(cmd.Outbox) > 0) {
-		s.enqueued()
+		s.enqueued(int(p))
 	}
 	return result, sess, nil
 }
