@@ -70,7 +70,8 @@ type phaseResult struct {
 	ByKind      map[string]uint64 `json:"by_kind"`
 	Redis       *redisDelta       `json:"redis,omitempty"`
 	RSS         *rssSummary       `json:"rss,omitempty"`
-	// CPU is the cores each process used during the phase (of 2 here).
+	// CPU is the cores each process used during the phase (of 2 here);
+	// "steal (host)" is the cores the hypervisor gave other guests.
 	CPU   map[string]float64 `json:"cpu_cores,omitempty"`
 	Extra map[string]float64 `json:"extra,omitempty"`
 }

@@ -276,15 +276,37 @@ func cpuSeconds(pid int) float64 {
 	return (ut + st) / 100
 }
 
-// cpuMeter measures the cores a set of processes used over a phase.
+// stealSeconds is the CPU time the hypervisor gave other guests while this
+// machine's vCPUs wanted to run (/proc/stat, all CPUs, clock ticks of
+// 1/100 s). On a shared host it is why the same run gets slower.
+func stealSeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	st, _ := strconv.ParseFloat(f[8], 64)
+	return st / 100
+}
+
+// stealKey names the host's steal time among the processes of a phase.
+const stealKey = "steal (host)"
+
+// cpuMeter measures the cores a set of processes used over a phase, and
+// the cores the host took away (steal).
 type cpuMeter struct {
 	pids  map[string]int
 	start map[string]float64
+	steal float64
 	t0    time.Time
 }
 
 func startCPU(pids map[string]int) *cpuMeter {
-	m := &cpuMeter{pids: pids, start: map[string]float64{}, t0: time.Now()}
+	m := &cpuMeter{pids: pids, start: map[string]float64{}, steal: stealSeconds(), t0: time.Now()}
 	for k, p := range pids {
 		m.start[k] = cpuSeconds(p)
 	}
@@ -299,6 +321,9 @@ func (m *cpuMeter) cores() map[string]float64 {
 		if p > 0 && el > 0 {
 			out[k] = (cpuSeconds(p) - m.start[k]) / el
 		}
+	}
+	if el > 0 {
+		out[stealKey] = (stealSeconds() - m.steal) / el
 	}
 	return out
 }
