@@ -108,13 +108,57 @@ func (s *Service) work(ctx context.Context, p DeliveryPolicy, worker string) {
 			}
 			continue
 		}
-		for i, d := range ds {
-			if ctx.Err() != nil {
-				s.release(ctx, ds[i:])
-				break
-			}
-			s.deliverOne(ctx, p, d)
+		s.deliverBatch(ctx, p, ds)
+	}
+}
+
+// batchParallel is how many of its claimed entries a worker attempts at
+// once. A step-up's effects are claimed together; attempting them one
+// after the other put three platform calls and their settling in a row
+// between the login and the agent seeing it. Effects carry no order
+// (retries reorder them anyway).
+const batchParallel = 4
+
+// deliverBatch attempts a claim's deliveries, up to batchParallel at a
+// time. Once ctx ends, the deliveries not yet begun are handed back.
+func (s *Service) deliverBatch(ctx context.Context, p DeliveryPolicy, ds []Delivery) {
+	if len(ds) == 1 {
+		if ctx.Err() != nil {
+			s.release(ctx, ds)
+			return
 		}
+		s.deliverOne(ctx, p, ds[0])
+		return
+	}
+	var (
+		mu      sync.Mutex
+		next    int
+		unbegun []Delivery
+		wg      sync.WaitGroup
+	)
+	for range min(len(ds), batchParallel) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if next == len(ds) {
+					mu.Unlock()
+					return
+				}
+				d := ds[next]
+				next++
+				if ctx.Err() != nil {
+					unbegun = append(unbegun, d)
+					mu.Unlock()
+					continue
+				}
+				mu.Unlock()
+				s.deliverOne(ctx, p, d)
+			}
+		})
+	}
+	wg.Wait()
+	if len(unbegun) > 0 {
+		s.release(ctx, unbegun)
 	}
 }
 

@@ -71,8 +71,10 @@ type scriptedPlatform struct {
 	answer func(n int) error
 	delay  time.Duration
 
-	mu    sync.Mutex
-	calls map[string]int
+	mu          sync.Mutex
+	calls       map[string]int
+	inFlight    int
+	maxInFlight int
 }
 
 func (p *scriptedPlatform) ParseWebhook(context.Context, bridge.WebhookRequest) ([]bridge.Event, error) {
@@ -83,7 +85,14 @@ func (p *scriptedPlatform) Deliver(ctx context.Context, e bridge.OutboxEntry) er
 	p.mu.Lock()
 	p.calls[e.ID]++
 	n := p.calls[e.ID]
+	p.inFlight++
+	p.maxInFlight = max(p.maxInFlight, p.inFlight)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
 	if p.delay > 0 {
 		select {
 		case <-ctx.Done():
@@ -226,13 +235,27 @@ func TestWorkers(t *testing.T) {
 					assert.Equal(t, 3, f.platform.counts()[id], "entry %s: max_attempts calls", id)
 				}
 			})
+			t.Run("one worker attempts a claimed batch's entries at once", func(t *testing.T) {
+				f := newWorkerFix(t, k, &scriptedPlatform{delay: 200 * time.Millisecond, answer: func(int) error { return nil }})
+				f.enqueue(6) // written before the worker starts: one claim takes them all
+				f.run("w", policy(1, 10))
+				f.settled(0)
+				f.platform.mu.Lock()
+				peak := f.platform.maxInFlight
+				f.platform.mu.Unlock()
+				assert.Equal(t, 4, peak, "calls in flight at once (batchParallel)")
+				for _, id := range f.entries {
+					assert.Equal(t, 1, f.platform.counts()[id], "entry %s delivered once", id)
+				}
+			})
 			t.Run("a batch outliving its lease is not delivered twice", func(t *testing.T) {
-				// One worker claims the whole batch; its calls are slow, so
-				// the last entries wait past their lease and a second
+				// One worker claims the whole batch (16); its calls are slow
+				// (4 at a time, 300 ms each: 1.2 s for the batch), so the
+				// last entries wait past their lease (400 ms) and a second
 				// replica takes them. The check before each attempt makes
 				// the first worker skip what is no longer its own.
-				f := newWorkerFix(t, k, &scriptedPlatform{delay: 150 * time.Millisecond, answer: func(int) error { return nil }})
-				f.enqueue(8)
+				f := newWorkerFix(t, k, &scriptedPlatform{delay: 300 * time.Millisecond, answer: func(int) error { return nil }})
+				f.enqueue(16)
 				f.run("a", policy(1, 10))
 				eventually(t, 10*time.Second, "the first call", func() bool { return len(f.platform.counts()) > 0 })
 				f.run("b", policy(1, 10))
