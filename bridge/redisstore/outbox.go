@@ -68,14 +68,13 @@ func (s *Store) evalEach(ctx context.Context, sc *redis.Script, calls []call) []
 
 // Claim implements bridge.Outbox.
 //
-// The workers of one store share their polls: while a Claim waits, a sweep
-// that found nothing stands for every worker of the store until the poll
-// interval has passed or the store wrote new entries, so an idle replica
-// sweeps about once per poll interval (plus once per Claim call) however
-// many workers it runs, and an entry written here wakes one worker, not
-// all. A sweep that filled its batch wakes another worker: there may be
-// more. The first sweep of a call always runs (a caller asking now, with
-// no wait, gets an answer from Redis).
+// The workers of one store share their polls: a sweep in progress, or one
+// that found nothing less than a poll interval ago, answers for every
+// waiting Claim of the store until the store writes new entries, so an
+// idle replica sweeps about once per poll interval however many workers it
+// runs, and an entry written here wakes one worker, not all. A sweep that
+// filled its batch wakes another worker: there may be more. A Claim that
+// does not wait (wait 0: a caller asking now) always asks Redis.
 func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Duration) ([]bridge.Delivery, error) {
 	if max <= 0 {
 		return nil, nil
@@ -93,7 +92,7 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		wakes := s.wakes
 		// A sweep in progress, or an empty one less than a poll interval
 		// ago, with nothing written here since, answers for this poll too.
-		skip := !first && wakes == s.sweepWake && (s.sweeping > 0 || started.Sub(s.sweepAt) < s.opts.PollInterval)
+		skip := (!first || wait > 0) && wakes == s.sweepWake && (s.sweeping > 0 || started.Sub(s.sweepAt) < s.opts.PollInterval)
 		if !skip {
 			s.sweeping++
 			s.sweepAt, s.sweepWake = started, wakes

@@ -394,9 +394,8 @@ func TestIdleWorkersForgotten(t *testing.T) {
 
 // TestIdleWorkersShareSweeps: the workers of one store share their polls.
 // Four idle workers polling every 50 ms used to sweep all partitions 80
-// times a second between them; now an empty sweep stands for all of them
-// until the poll interval has passed (plus the first sweep of each Claim
-// call, which always asks Redis).
+// times a second between them (92 measured); now an empty sweep stands for
+// all of them until the poll interval has passed.
 func TestIdleWorkersShareSweeps(t *testing.T) {
 	c := redistest.Client(t, redistest.StandaloneAddr())
 	h := attach(c)
@@ -418,8 +417,9 @@ func TestIdleWorkersShareSweeps(t *testing.T) {
 	_, cmds, _ := h.reset()
 	sweeps := cmds["evalsha"] / bridge.Partitions
 	// One second: 20 shared polls at most (intervals start at the last
-	// empty sweep, so fewer), plus one sweep per Claim call.
-	limit := 20 + int(calls.Load())
+	// empty sweep, so fewer), plus the four workers' first sweeps, which
+	// may overlap at the start.
+	limit := 20 + 4
 	t.Logf("%d sweeps (%d EVALSHA) by 4 workers in 1 s over %d Claim calls; per-worker polling would be ~80", sweeps, cmds["evalsha"], calls.Load())
 	assert.LessOrEqual(t, sweeps, limit)
 	assert.Less(t, sweeps, 60, "workers still poll one by one")
