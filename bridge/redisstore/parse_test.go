@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +61,15 @@ func FuzzDecodeSession(f *testing.F) {
 	} {
 		f.Add(pack(f, m))
 	}
+	for _, s := range []string{
+		// the format before MessagePack, still read
+		"pl8:standardcs6:anon-1ch3:webst1:asa13:1764064800000ua13:1764064800000",
+		"st1:s" + "id2:{}",
+		"pl99:x",
+		"st9223372036854775807:a",
+	} {
+		f.Add(s)
+	}
 	for _, s := range []string{"", "x", "\x81\xa2st", "\x81\xa2st\xd9\xff", "\x90", "\xdf\xff\xff\xff\xff"} {
 		f.Add(s)
 	}
@@ -68,7 +78,7 @@ func FuzzDecodeSession(f *testing.F) {
 		// What decodeFields accepts, the library reads the same (integers
 		// as numbers, which decodeFields renders as decimal strings).
 		got, err := decodeFields(raw)
-		if err != nil {
+		if err != nil || legacy(raw) {
 			return // (the library is not asked: it would allocate a map of a corrupt length)
 		}
 		var want map[string]any
@@ -150,5 +160,30 @@ func TestDecodeSessionErrors(t *testing.T) {
 				t.Fatalf("decodeSession(%q) = %v, want %q", tt.raw, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestLegacySessionsDecode(t *testing.T) {
+	fields := map[string]string{"pl": "standard", "cs": "anon-1", "ch": "web", "st": "s", "sa": "1764064800000", "ua": "1764064800001", "id": `{"iss":"https://idp.example","sub":"u-1"}`}
+	var old strings.Builder
+	for _, k := range []string{"pl", "cs", "ch", "st", "sa", "ua", "id"} {
+		fmt.Fprintf(&old, "%s%d:%s", k, len(fields[k]), fields[k])
+	}
+	key := bridge.Key{Brand: "b", Conversation: "c"}
+	fromOld, err := decodeSession(key, old.String())
+	if err != nil {
+		t.Fatalf("legacy session: %v", err)
+	}
+	fromNew, err := decodeSession(key, pack(t, fields))
+	if err != nil {
+		t.Fatalf("MessagePack session: %v", err)
+	}
+	if !reflect.DeepEqual(fromOld, fromNew) || fromOld.Identity == nil || fromOld.Identity.Subject != "u-1" {
+		t.Fatalf("legacy %+v\nMessagePack %+v", fromOld, fromNew)
+	}
+	for _, bad := range []string{"plx", "pl99:x", "st1:z"} {
+		if _, err := decodeSession(key, bad); err == nil {
+			t.Errorf("decodeSession(%q) accepted a corrupt legacy session", bad)
+		}
 	}
 }

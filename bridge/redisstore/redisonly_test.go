@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -466,4 +467,36 @@ func TestLocalWriteClaimedInOneTrip(t *testing.T) {
 	for _, d := range ds {
 		require.NoError(t, s.Ack(ctx, d))
 	}
+}
+
+// TestLegacySessionsAreRead: a session written by a bridge before sessions
+// were MessagePack is read by the scripts (and by Get), and the next script
+// that saves it writes it back as MessagePack: an upgrade does not turn live
+// conversations into errors.
+func TestLegacySessionsAreRead(t *testing.T) {
+	eachTarget(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		s := redistest.Store(t, c, redisstore.Options{})
+		k := newKey()
+		now := time.Now()
+		ms := strconv.FormatInt(now.UnixMilli(), 10)
+		old := "pl4:fakecs6:anon-1ch3:webst1:asa" + strconv.Itoa(len(ms)) + ":" + ms + "ua" + strconv.Itoa(len(ms)) + ":" + ms + "ln1:2"
+		require.NoError(t, c.Set(ctx, s.SessionKey(k), old, time.Hour).Err())
+
+		sess, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		assert.Equal(t, bridge.StateAnonymous, sess.State)
+		assert.Equal(t, 2, sess.LinksIssued)
+
+		sess, err = s.Observe(ctx, "ev-legacy", obsOf(k))
+		require.NoError(t, err)
+		assert.Equal(t, "anon-1", sess.Consumer)
+		assert.Equal(t, 2, sess.LinksIssued, "fields of the old session are kept")
+		raw, err := c.Get(ctx, s.SessionKey(k)).Result()
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, raw[0], byte(0x80), "saved back as a MessagePack map")
+
+		_, err = s.Observe(ctx, "ev-legacy", obsOf(k))
+		assert.ErrorIs(t, err, bridge.ErrDuplicate)
+	})
 }

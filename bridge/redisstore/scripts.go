@@ -27,7 +27,9 @@ import "github.com/redis/go-redis/v9"
 // here: identity JSON is longer than hash-max-listpack-value, which would
 // turn a hash into a hashtable of twice the size. MessagePack rather than a
 // format parsed in Lua: a Lua-level decode and encode cost ~13 µs of Redis
-// time per call, cmsgpack ~2 µs (session.go decodes it in Go).
+// time per call, cmsgpack ~2 µs (session.go decodes it in Go). Sessions in
+// that older format (first byte a letter) are still read, and saved back
+// as MessagePack (see legacy).
 //
 // The dedupe set of a conversation is a sorted set: member = 12 bytes of
 // SHA-256(event id), score = the unix ms until which the id counts as seen.
@@ -50,12 +52,32 @@ local function encode(s)
   return cmsgpack.pack(s)
 end
 
+-- legacy reads a session written before MessagePack (<name><len>:<value>
+-- fields, see session.go); nil if it is not one.
+local function legacy(raw)
+  local s, pos = {}, 1
+  while pos <= #raw do
+    local k, n = string.match(raw, '^(%a+)(%d+):', pos)
+    if not k then return nil end
+    local start = pos + #k + #n + 1
+    s[k] = string.sub(raw, start, start + tonumber(n) - 1)
+    pos = start + tonumber(n)
+  end
+  return s
+end
+
 -- load returns the session at key if it is live at now (updated less than
 -- ttl ms before now), else nil. A corrupt value is an error reply, second.
 local function load(key, now, ttl)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  local ok, s = pcall(cmsgpack.unpack, raw)
+  local ok, s
+  if string.find(raw, '^%a') then
+    s = legacy(raw)
+    ok = s ~= nil
+  else
+    ok, s = pcall(cmsgpack.unpack, raw)
+  end
   if not ok or type(s) ~= 'table' then return nil, redis.error_reply('ERR stepup: corrupt session') end
   if tonumber(s.ua or '0') + ttl > now then return s end
   return nil

@@ -14,11 +14,50 @@ import (
 
 var errCorruptSession = errors.New("redisstore: corrupt session value")
 
+// legacy reports whether raw is a session written before MessagePack: a
+// sequence of <name><len>:<value> fields, names in letters, so its first
+// byte is a letter, which no MessagePack map starts with. Such sessions are
+// read (and written back as MessagePack by the next script that saves them)
+// so that an upgrade does not turn live conversations into errors; the
+// reader can go once no bridge older than this one can have written a
+// session within session_ttl.
+func legacy(raw string) bool {
+	return raw != "" && (raw[0] >= 'a' && raw[0] <= 'z' || raw[0] >= 'A' && raw[0] <= 'Z')
+}
+
+// decodeLegacyFields splits a session of the old format into its fields.
+func decodeLegacyFields(raw string) (map[string]string, error) {
+	f := make(map[string]string, 12)
+	for raw != "" {
+		i := 0
+		for i < len(raw) && (raw[i] >= 'a' && raw[i] <= 'z' || raw[i] >= 'A' && raw[i] <= 'Z') {
+			i++
+		}
+		j := i
+		for j < len(raw) && raw[j] >= '0' && raw[j] <= '9' {
+			j++
+		}
+		if i == 0 || j == i || j >= len(raw) || raw[j] != ':' {
+			return nil, errCorruptSession
+		}
+		n, err := strconv.Atoi(raw[i:j])
+		if err != nil || n < 0 || len(raw)-(j+1) < n {
+			return nil, errCorruptSession
+		}
+		f[raw[:i]] = raw[j+1 : j+1+n]
+		raw = raw[j+1+n:]
+	}
+	return f, nil
+}
+
 // decodeFields reads a session value into its fields. Only what cmsgpack
 // writes for a table of strings is accepted (fixmap, map16, map32; fixstr,
 // str8, str16, str32; integers, which a script that stored a number would
 // produce, as decimal strings). Keys and values are slices of raw: no copy.
 func decodeFields(raw string) (map[string]string, error) {
+	if legacy(raw) {
+		return decodeLegacyFields(raw)
+	}
 	n, pos, err := mpLen(raw, 0, 0x80, 0x8f, 0xde, 0xdf)
 	if err != nil {
 		return nil, err
