@@ -122,14 +122,6 @@ const batchParallel = 4
 // deliverBatch attempts a claim's deliveries, up to batchParallel at a
 // time. Once ctx ends, the deliveries not yet begun are handed back.
 func (s *Service) deliverBatch(ctx context.Context, p DeliveryPolicy, ds []Delivery) {
-	if len(ds) == 1 {
-		if ctx.Err() != nil {
-			s.release(ctx, ds)
-			return
-		}
-		s.deliverOne(ctx, p, ds[0])
-		return
-	}
 	var (
 		mu      sync.Mutex
 		next    int

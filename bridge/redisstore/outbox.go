@@ -80,7 +80,7 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		return nil, nil
 	}
 	deadline := time.Now().Add(wait)
-	for first := true; ; first = false {
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -92,7 +92,8 @@ func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Dur
 		wakes := s.wakes
 		// A sweep in progress, or an empty one less than a poll interval
 		// ago, with nothing written here since, answers for this poll too.
-		skip := (!first || wait > 0) && wakes == s.sweepWake && (s.sweeping > 0 || started.Sub(s.sweepAt) < s.opts.PollInterval)
+		// (A Claim that does not wait runs this once, and always sweeps.)
+		skip := wait > 0 && wakes == s.sweepWake && (s.sweeping > 0 || started.Sub(s.sweepAt) < s.opts.PollInterval)
 		if !skip {
 			s.sweeping++
 			s.sweepAt, s.sweepWake = started, wakes
@@ -145,15 +146,16 @@ func (s *Store) claimDirty(ctx context.Context, worker string, max int) ([]bridg
 	if n == 0 {
 		return nil, nil
 	}
+	now := ms(s.opts.Clock.Now())
 	calls := make([]call, n)
 	for i, p := range ps {
 		each := max / n
 		if i < max%n {
 			each++
 		}
-		calls[i] = s.claimCall(p, worker, ms(s.opts.Clock.Now()), int64(each))
+		calls[i] = s.claimCall(p, worker, now, int64(each))
 	}
-	out, err := s.claimCalls(ctx, calls)
+	out, err := s.claimCalls(ctx, calls, nil)
 	if len(out) >= max {
 		s.enqueued(-1) // there may be more: let another worker sweep
 	}
@@ -205,20 +207,12 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		return nil, nil
 	}
-	out, err := s.claimCalls(ctx, claims)
-	if err == nil && firstErr != nil && len(out) > 0 {
-		s.log.Warn("outbox claim: some partitions unavailable", "error", firstErr)
-	}
-	if len(out) == 0 && err == nil && firstErr != nil {
-		return nil, s.fail(ctx, "claim", firstErr)
-	}
-	return out, err
+	return s.claimCalls(ctx, claims, firstErr)
 }
 
 // claimCalls runs claim script calls in one pipeline and collects their
-// deliveries.
-func (s *Store) claimCalls(ctx context.Context, claims []call) ([]bridge.Delivery, error) {
-	var firstErr error
+// deliveries; firstErr is a failure that came before (the sweep's probes).
+func (s *Store) claimCalls(ctx context.Context, claims []call, firstErr error) ([]bridge.Delivery, error) {
 	var out []bridge.Delivery
 	for i, cmd := range s.evalEach(ctx, claimScript, claims) {
 		items, err := cmd.Slice()

@@ -99,6 +99,12 @@ local function observe(s, at, platform, consumer, channel)
   return s
 end
 
+-- boundto reports whether stepped-up session s carries the identity iss/sub.
+local function boundto(s, iss, sub)
+  local ok, cur = pcall(cjson.decode, s.id or '')
+  return ok and type(cur) == 'table' and cur.iss == iss and cur.sub == sub
+end
+
 local function clearcode(s) s.cd = nil; s.cx = nil; s.ca = nil; s.pd = nil end
 
 local function stepup(s, ident, at)
@@ -286,8 +292,7 @@ if err then return err end
 if not s then return {'notfound'} end
 if s.st == 'c' then return {'closed'} end
 if s.st == 's' then
-  local ok, cur = pcall(cjson.decode, s.id or '')
-  if ok and type(cur) == 'table' and cur.iss == ARGV[4] and cur.sub == ARGV[5] then return {'stepped'} end
+  if boundto(s, ARGV[4], ARGV[5]) then return {'stepped'} end
   return {'bound'}
 end
 s.ua = ARGV[1]
@@ -599,8 +604,7 @@ if err then return err end
 if not s then return {'notfound'} end
 if s.st == 'c' then return {'closed'} end
 if s.st == 's' then
-  local ok, cur = pcall(cjson.decode, s.id or '')
-  if ok and type(cur) == 'table' and cur.iss == ARGV[6] and cur.sub == ARGV[7] then return {'stepped'} end
+  if boundto(s, ARGV[6], ARGV[7]) then return {'stepped'} end
   local note = 11 + tonumber(ARGV[9])
   if ARGV[4] ~= '' and #ARGV > note then
     mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
