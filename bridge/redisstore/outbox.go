@@ -72,8 +72,9 @@ func (s *Store) evalEach(ctx context.Context, sc *redis.Script, calls []call) []
 // that found nothing less than a poll interval ago, answers for every
 // waiting Claim of the store until the store writes new entries, so an
 // idle replica sweeps about once per poll interval however many workers it
-// runs, and an entry written here wakes one worker, not all. A sweep that
-// filled its batch wakes another worker: there may be more. A Claim that
+// runs, and an entry written here wakes one worker, not all, which claims
+// it from its partition without a sweep. A sweep or claim that filled its
+// batch wakes another worker to sweep: there may be more. A Claim that
 // does not wait (wait 0: a caller asking now) always asks Redis.
 func (s *Store) Claim(ctx context.Context, worker string, max int, wait time.Duration) ([]bridge.Delivery, error) {
 	if max <= 0 {
@@ -155,12 +156,15 @@ func (s *Store) claimDirty(ctx context.Context, worker string, max int) ([]bridg
 		}
 		calls[i] = s.claimCall(p, worker, now, int64(each))
 	}
-	out, err := s.claimCalls(ctx, calls, nil)
-	if len(out) >= max {
-		s.enqueued(-1) // there may be more: let another worker sweep
+	out, more, err := s.claimCalls(ctx, calls, nil)
+	if more || err != nil {
+		s.enqueued(-1) // there may be more: let a worker sweep
 	}
 	return out, err
 }
+
+// claimCount is the index of the number of entries in a claimCall's args.
+const claimCount = 4
 
 // claimCall is the claim script call for partition p.
 func (s *Store) claimCall(p int, worker string, now int64, n int64) call {
@@ -207,18 +211,24 @@ func (s *Store) claimOnce(ctx context.Context, worker string, max int) ([]bridge
 		}
 		return nil, nil
 	}
-	return s.claimCalls(ctx, claims, firstErr)
+	out, _, err := s.claimCalls(ctx, claims, firstErr)
+	return out, err
 }
 
 // claimCalls runs claim script calls in one pipeline and collects their
 // deliveries; firstErr is a failure that came before (the sweep's probes).
-func (s *Store) claimCalls(ctx context.Context, claims []call, firstErr error) ([]bridge.Delivery, error) {
-	var out []bridge.Delivery
+// more reports a call that failed or got all it asked for: its partition
+// may hold more.
+func (s *Store) claimCalls(ctx context.Context, claims []call, firstErr error) (out []bridge.Delivery, more bool, err error) {
 	for i, cmd := range s.evalEach(ctx, claimScript, claims) {
 		items, err := cmd.Slice()
 		if err != nil {
 			firstErr = cmp(firstErr, err)
+			more = true
 			continue
+		}
+		if int64(len(items)) >= claims[i].args[claimCount].(int64) {
+			more = true
 		}
 		for _, it := range items {
 			d, err := s.delivery(claims[i].p, it)
@@ -233,12 +243,12 @@ func (s *Store) claimCalls(ctx context.Context, claims []call, firstErr error) (
 	// another server failed: leaving them unreturned would hold them for a
 	// whole lease.
 	if len(out) == 0 && firstErr != nil {
-		return nil, s.fail(ctx, "claim", firstErr)
+		return nil, more, s.fail(ctx, "claim", firstErr)
 	}
 	if firstErr != nil {
 		s.log.Warn("outbox claim: some partitions unavailable", "error", firstErr)
 	}
-	return out, nil
+	return out, more, nil
 }
 
 func cmp(first, err error) error {

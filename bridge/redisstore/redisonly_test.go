@@ -500,3 +500,89 @@ func TestLegacySessionsAreRead(t *testing.T) {
 		assert.ErrorIs(t, err, bridge.ErrDuplicate)
 	})
 }
+
+// TestLocalWritesNeedNoSweep: an entry this store wrote is claimed from
+// its partition directly, and that answers its wake-up: the worker goes
+// back to waiting without sweeping every partition. (Before, every write
+// was followed by a full sweep once its entries were delivered: under the
+// load generator's mixed load, 64 extra script calls per login link.)
+func TestLocalWritesNeedNoSweep(t *testing.T) {
+	c := redistest.Client(t, redistest.StandaloneAddr())
+	h := attach(c)
+	prefix := redistest.Prefix(t, c)
+	// No timed poll during the test: only wake-ups can cause sweeps.
+	s := redistest.Store(t, c, redisstore.Options{Prefix: prefix, PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan int)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			ds, err := s.Claim(ctx, "w", 16, time.Hour)
+			if err != nil {
+				continue
+			}
+			for _, d := range ds {
+				assert.NoError(t, s.Ack(ctx, d))
+			}
+			select {
+			case got <- len(ds):
+			case <-ctx.Done():
+			}
+		}
+	})
+	// The worker's first Claim sweeps once (nothing there) and waits.
+	swept := 0
+	require.Eventually(t, func() bool {
+		_, cmds, _ := h.reset()
+		swept += cmds["evalsha"]
+		return swept >= bridge.Partitions && cmds["evalsha"] == 0
+	}, 5*time.Second, 50*time.Millisecond)
+
+	const writes = 10
+	for range writes {
+		k := newKey()
+		obs := obsOf(k)
+		tok := bridge.NewToken(k)
+		_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
+		require.NoError(t, err)
+		select {
+		case n := <-got:
+			require.Equal(t, 2, n)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the worker was not woken by a local write")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a sweep that follows the last write
+	_, cmds, _ := h.reset()
+	// Per write: the issue script, one claim, two acks.
+	t.Logf("%d EVALSHA for %d writes", cmds["evalsha"], writes)
+	assert.Equal(t, 4*writes, cmds["evalsha"], "a local write must not cause a sweep of every partition")
+}
+
+// TestLocalWriteLeftoversAreSwept: when a direct claim of written
+// partitions fills its batch, the partition may hold more, and the next
+// waiting Claim sweeps for it at once rather than at the next poll.
+func TestLocalWriteLeftoversAreSwept(t *testing.T) {
+	c := redistest.Client(t, redistest.StandaloneAddr())
+	s := redistest.Store(t, c, redisstore.Options{PollInterval: time.Hour})
+	ctx := t.Context()
+	ds, err := s.Claim(ctx, "w", 1, 10*time.Millisecond) // an empty sweep: answers for an hour
+	require.NoError(t, err)
+	require.Empty(t, ds)
+
+	k := newKey()
+	obs := obsOf(k)
+	tok := bridge.NewToken(k)
+	_, err = s.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
+	require.NoError(t, err)
+	first, err := s.Claim(ctx, "w", 1, time.Second)
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	second, err := s.Claim(ctx, "w", 1, 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, second, 1, "the entry the direct claim left must be found without waiting for a poll")
+	assert.NotEqual(t, first[0].Entry.ID, second[0].Entry.ID)
+}

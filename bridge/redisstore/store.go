@@ -74,7 +74,7 @@ type Store struct {
 	mu        sync.Mutex
 	next      uint32    // first partition of the next claim sweep (round robin)
 	dirty     []int     // partitions written here since a Claim last looked at them
-	wakes     uint64    // signals sent so far
+	wakes     uint64    // requests for a sweep so far (written partitions need none)
 	sweeping  int       // sweeps in progress
 	sweepAt   time.Time // start of the latest sweep in progress or found empty
 	sweepWake uint64    // wakes when that sweep started
@@ -304,8 +304,12 @@ func entryArgs(args []any, entries []bridge.OutboxEntry, stripIdentity bool) ([]
 // partitions written first.
 func (s *Store) enqueued(p int) {
 	s.mu.Lock()
-	s.wakes++
-	if p >= 0 && !slices.Contains(s.dirty, p) {
+	switch {
+	case p < 0:
+		s.wakes++ // a sweep is needed
+	case !slices.Contains(s.dirty, p):
+		// claimDirty claims it without a sweep: a shared sweep result
+		// still answers for every other partition.
 		s.dirty = append(s.dirty, p)
 	}
 	s.mu.Unlock()
