@@ -35,6 +35,7 @@ type runOptions struct {
 	duration    time.Duration
 	requests    uint64
 	rate        float64
+	baseRate    float64
 	halfRate    bool
 	sustain     time.Duration
 	active      int
@@ -89,6 +90,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "length of each measured phase")
 	fs.Uint64Var(&o.requests, "requests", 2_000_000, "at most this many requests per phase")
 	fs.Float64Var(&o.rate, "rate", 0, "fixed-rate phase at this many requests/s (0: see --half)")
+	fs.Float64Var(&o.baseRate, "baseline-rate", 0, "also a fixed-rate phase on the baseline at this many requests/s (the harness's own latency at that rate); 0 = none")
 	fs.BoolVar(&o.halfRate, "half", true, "fixed-rate phase at half of the bridge's measured maximum")
 	fs.DurationVar(&o.sustain, "sustain", 0, "also a sustained fixed-rate phase this long (RSS over time); 0 = none")
 	fs.IntVar(&o.active, "conversations", 5000, "conversations open at any time")
@@ -221,6 +223,21 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
 			el := time.Since(t0)
 			r := t.result("baseline max ("+pl+")", "baseline", "closed", o.conc, 0, el)
+			r.CPU = cpu.cores()
+			r.RSS = rss.window(t0, time.Now())
+			rep.Phases = append(rep.Phases, r)
+			l.phase(r)
+		}
+		if o.baseRate > 0 {
+			// What the same open-loop client measures against a server that
+			// does nothing: the floor under the bridge's fixed-rate latency.
+			workers := max(o.conc*4, 128)
+			cpu := startCPU(map[string]int{"server": p.pid(), "loadgen": os.Getpid()})
+			t0 := time.Now()
+			fs := &sender{base: base, client: newClient(max(o.conc, 256)), sign: sign} // as the bridge's
+			t := openLoop(ctx, fs, newGen(o.platforms[0], "lg"+run+"bf"), o.baseRate, workers, limits{duration: o.duration, requests: o.requests})
+			fs.client.CloseIdleConnections()
+			r := t.result(fmt.Sprintf("baseline fixed %.0f/s", o.baseRate), "baseline", "open", workers, o.baseRate, time.Since(t0))
 			r.CPU = cpu.cores()
 			r.RSS = rss.window(t0, time.Now())
 			rep.Phases = append(rep.Phases, r)
