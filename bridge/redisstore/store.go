@@ -66,6 +66,8 @@ type Store struct {
 
 	notCluster atomic.Bool // Ping found the single server is not a Cluster node
 
+	observes *batcher // Observe and Close: one per message, batched under load
+
 	// wake carries one signal per batch of outbox entries this store
 	// wrote (buffered, so a signal sent while every worker is busy waits
 	// for the next one): one waiting Claim sweeps, not all of them.
@@ -121,8 +123,14 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Store{c: client, opts: opts, k: newKeys(opts.Prefix), log: opts.Logger, wake: make(chan struct{}, 1)}, nil
+	s := &Store{c: client, opts: opts, k: newKeys(opts.Prefix), log: opts.Logger, wake: make(chan struct{}, 1)}
+	s.observes = newBatcher(s, observeScript, observeBatches)
+	return s, nil
 }
+
+// observeBatches is how many Observe batches may be in flight at once
+// before calls queue up to go together (see batcher).
+const observeBatches = 4
 
 // Ping checks every server the store needs answers (each master of a
 // Cluster). With one address it also checks, once, that the server is not
@@ -211,7 +219,12 @@ func refusal(status string, invalid error) error {
 
 // run executes a script and returns its reply array.
 func (s *Store) run(ctx context.Context, op string, sc *redis.Script, keys []string, args ...any) ([]any, error) {
-	res, err := sc.Run(ctx, s.c, keys, args...).Slice()
+	return s.reply(ctx, op, sc.Run(ctx, s.c, keys, args...))
+}
+
+// reply is the result of a script call that must answer with an array.
+func (s *Store) reply(ctx context.Context, op string, cmd *redis.Cmd) ([]any, error) {
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, s.fail(ctx, op, err)
 	}
@@ -336,10 +349,11 @@ func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Obse
 	if closing {
 		closeFlag = "1"
 	}
-	res, err := s.run(ctx, op, observeScript,
-		[]string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
-		ms(obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(eventID),
-		obs.Platform, obs.Consumer, obs.Channel, closeFlag)
+	res, err := s.reply(ctx, op, s.observes.do(ctx, call{
+		keys: []string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
+		args: []any{ms(obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(eventID),
+			obs.Platform, obs.Consumer, obs.Channel, closeFlag},
+	}))
 	if err != nil {
 		return bridge.Session{}, err
 	}
