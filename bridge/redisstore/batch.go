@@ -14,9 +14,9 @@ import (
 // which sends all of it as one pipeline. Nothing ever waits for a batch to
 // fill, so an idle bridge pays no latency; a busy one pays one write and
 // one read per batch instead of per call, and Redis reads and answers the
-// whole batch in one go. Under the load generator's webhooks this took
-// about a quarter of the CPU of the bridge and Redis per event (see
-// BENCHMARKS.md, round 3).
+// whole batch in one go. Under the load generator's webhooks (64
+// connections) this took about a fifth off the CPU the bridge and Redis
+// spend per event (BENCHMARKS.md, round 3).
 //
 // Each call is still its own script: atomic on its own, with its own reply
 // and error, and never sent twice (pipelines are not retried either; see
