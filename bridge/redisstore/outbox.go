@@ -29,6 +29,7 @@ type call struct {
 	p    int
 	keys []string
 	args []any
+	want int64 // a claim: how many entries it asks for
 }
 
 // evalEach runs sc once per call in one pipeline (one round trip per
@@ -163,12 +164,9 @@ func (s *Store) claimDirty(ctx context.Context, worker string, max int) ([]bridg
 	return out, err
 }
 
-// claimCount is the index of the number of entries in a claimCall's args.
-const claimCount = 4
-
 // claimCall is the claim script call for partition p.
 func (s *Store) claimCall(p int, worker string, now int64, n int64) call {
-	return call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p], s.doneKey(p)}, args: []any{group, worker, now, ttlMS(s.opts.ClaimTimeout), n, ttlMS(s.opts.IdleWorkerTTL)}}
+	return call{p: p, keys: []string{s.k.streams[p], s.k.delayed[p], s.doneKey(p)}, args: []any{group, worker, now, ttlMS(s.opts.ClaimTimeout), n, ttlMS(s.opts.IdleWorkerTTL)}, want: n}
 }
 
 // claimOnce sweeps every partition once.
@@ -227,7 +225,7 @@ func (s *Store) claimCalls(ctx context.Context, claims []call, firstErr error) (
 			more = true
 			continue
 		}
-		if int64(len(items)) >= claims[i].args[claimCount].(int64) {
+		if int64(len(items)) >= claims[i].want {
 			more = true
 		}
 		for _, it := range items {

@@ -427,6 +427,17 @@ func TestIdleWorkersShareSweeps(t *testing.T) {
 	assert.GreaterOrEqual(t, sweeps, 5, "idle workers must still poll")
 }
 
+// writeTwoEntries issues a login link on a new conversation through s,
+// which writes two outbox entries to the conversation's partition.
+func writeTwoEntries(t *testing.T, s *redisstore.Store) {
+	t.Helper()
+	k := newKey()
+	obs := obsOf(k)
+	tok := bridge.NewToken(k)
+	_, err := s.IssueTicket(t.Context(), bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
+	require.NoError(t, err)
+}
+
 // TestLocalWriteClaimedInOneTrip: entries this store wrote are claimed
 // from their partition directly, one script call, not after a probe of
 // every partition; another store (replica) finds them by its sweep.
@@ -437,16 +448,7 @@ func TestLocalWriteClaimedInOneTrip(t *testing.T) {
 	s := redistest.Store(t, c, redisstore.Options{Prefix: prefix})
 	other := redistest.Store(t, c, redisstore.Options{Prefix: prefix})
 	ctx := t.Context()
-	write := func(st *redisstore.Store) bridge.Key {
-		k := newKey()
-		obs := obsOf(k)
-		tok := bridge.NewToken(k)
-		_, err := st.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
-		require.NoError(t, err)
-		return k
-	}
-
-	write(s)
+	writeTwoEntries(t, s)
 	h.reset()
 	ds, err := s.Claim(ctx, "w", 16, 0)
 	require.NoError(t, err)
@@ -457,7 +459,7 @@ func TestLocalWriteClaimedInOneTrip(t *testing.T) {
 		require.NoError(t, s.Ack(ctx, d))
 	}
 
-	write(other) // written by another replica: only a sweep finds it
+	writeTwoEntries(t, other) // written by another replica: only a sweep finds it
 	h.reset()
 	ds, err = s.Claim(ctx, "w", 16, 0)
 	require.NoError(t, err)
@@ -543,11 +545,7 @@ func TestLocalWritesNeedNoSweep(t *testing.T) {
 
 	const writes = 10
 	for range writes {
-		k := newKey()
-		obs := obsOf(k)
-		tok := bridge.NewToken(k)
-		_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
-		require.NoError(t, err)
+		writeTwoEntries(t, s)
 		select {
 		case n := <-got:
 			require.Equal(t, 2, n)
@@ -576,11 +574,7 @@ func TestLocalWriteLeftoversAreSwept(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ds)
 
-	k := newKey()
-	obs := obsOf(k)
-	tok := bridge.NewToken(k)
-	_, err = s.IssueTicket(ctx, bridge.IssueTicket{Obs: &obs, Key: k, TicketHash: tok.Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage), entryOf(k, bridge.EffectNotifyAgents)}})
-	require.NoError(t, err)
+	writeTwoEntries(t, s)
 	first, err := s.Claim(ctx, "w", 1, time.Second)
 	require.NoError(t, err)
 	require.Len(t, first, 1)
