@@ -99,7 +99,9 @@ const (
 // pass bridge/storetest.
 type Store interface {
 	// Observe creates the session on first sight (anonymous) or refreshes it.
-	Observe(ctx context.Context, eventID string, obs Observation) (Session, error)
+	// It answers no session: it runs for nearly every event, and no caller
+	// needs one (Get reads it).
+	Observe(ctx context.Context, eventID string, obs Observation) error
 	// Get returns the session or ErrNotFound.
 	Get(ctx context.Context, key Key) (Session, error)
 	// IssueTicket records a new login link; it replaces any earlier one.
@@ -114,8 +116,8 @@ type Store interface {
 	VerifyLogin(ctx context.Context, cmd VerifyLogin) (Session, error)
 	// ConfirmCode checks a code typed in the conversation.
 	ConfirmCode(ctx context.Context, cmd ConfirmCode) (CodeResult, Session, error)
-	// Close marks the conversation closed.
-	Close(ctx context.Context, eventID string, obs Observation) (Session, error)
+	// Close marks the conversation closed (created closed if never seen).
+	Close(ctx context.Context, eventID string, obs Observation) error
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 

@@ -201,7 +201,7 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 			code = NormalizeCode(ev.Text, pol.CodeLength)
 		}
 		if code == "" {
-			_, err := s.store.Observe(ctx, ev.ID, obs)
+			err := s.store.Observe(ctx, ev.ID, obs)
 			return outcomeOf(err), err
 		}
 		res, sess, err := s.store.ConfirmCode(ctx, ConfirmCode{
@@ -224,7 +224,7 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 
 	case EventAgentMessage:
 		if pol.AgentCommand == "" || !strings.EqualFold(strings.TrimSpace(ev.Text), pol.AgentCommand) {
-			_, err := s.store.Observe(ctx, ev.ID, obs)
+			err := s.store.Observe(ctx, ev.ID, obs)
 			return outcomeOf(err), err
 		}
 		// An agent's message seldom names the channel or the consumer: the
@@ -236,7 +236,7 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 			}
 		}
 		if !channelAllowed(pol, channel) {
-			_, err := s.store.Observe(ctx, ev.ID, obs)
+			err := s.store.Observe(ctx, ev.ID, obs)
 			log().WarnContext(ctx, "agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
 			return "refused_channel", err
 		}
@@ -263,11 +263,11 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 		return s.identitySwap(ctx, b, platform, ev, obs)
 
 	case EventConversationClosed:
-		_, err := s.store.Close(ctx, ev.ID, obs)
+		err := s.store.Close(ctx, ev.ID, obs)
 		return outcomeOf(err), err
 
 	default: // started, and anything an adapter maps to a plain observation
-		_, err := s.store.Observe(ctx, ev.ID, obs)
+		err := s.store.Observe(ctx, ev.ID, obs)
 		return outcomeOf(err), err
 	}
 }

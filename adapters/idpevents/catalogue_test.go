@@ -344,7 +344,7 @@ func row09bFixation(t *testing.T) {
 func row09cLeak(t *testing.T) {
 	h := newHarness(t)
 	key := bridge.Key{Brand: brandID, Conversation: "conv-1"}
-	_, err := h.store.Observe(t.Context(), "s-1", bridge.Observation{Key: key, Platform: "standard", Consumer: "anon", Channel: "web", At: h.clock.Now()})
+	err := h.store.Observe(t.Context(), "s-1", bridge.Observation{Key: key, Platform: "standard", Consumer: "anon", Channel: "web", At: h.clock.Now()})
 	require.NoError(t, err)
 	link, err := h.svc.RequestLink(t.Context(), brandID, "conv-1", false)
 	require.NoError(t, err)
@@ -374,7 +374,7 @@ func row09cLeak(t *testing.T) {
 func row10OpenRedirect(t *testing.T) {
 	h := newHarness(t)
 	key := bridge.Key{Brand: brandID, Conversation: "conv-1"}
-	_, err := h.store.Observe(t.Context(), "s-1", bridge.Observation{Key: key, Platform: "standard", Consumer: "anon", Channel: "web", At: h.clock.Now()})
+	err := h.store.Observe(t.Context(), "s-1", bridge.Observation{Key: key, Platform: "standard", Consumer: "anon", Channel: "web", At: h.clock.Now()})
 	require.NoError(t, err)
 	link, err := h.svc.RequestLink(t.Context(), brandID, "conv-1", false)
 	require.NoError(t, err)

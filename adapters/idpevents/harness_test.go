@@ -336,7 +336,7 @@ func (h *harness) startLogin(t *testing.T, conv string) flow {
 	t.Helper()
 	ctx := t.Context()
 	key := bridge.Key{Brand: brandID, Conversation: conv}
-	_, err := h.store.Observe(ctx, "started-"+conv, bridge.Observation{Key: key, Platform: "standard", Consumer: "anon-" + conv, Channel: "web", At: h.clock.Now()})
+	err := h.store.Observe(ctx, "started-"+conv, bridge.Observation{Key: key, Platform: "standard", Consumer: "anon-" + conv, Channel: "web", At: h.clock.Now()})
 	require.NoError(t, err)
 	link, err := h.svc.RequestLink(ctx, brandID, conv, false)
 	require.NoError(t, err)

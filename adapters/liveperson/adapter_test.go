@@ -190,7 +190,7 @@ func TestParseWebhookSwap(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 	assert.Equal(t, bridge.EventConversationStarted, evs[0].Kind)
-	_, err = store.Observe(ctx, evs[0].ID, bridge.Observation{Key: bridge.Key{Brand: "acme", Conversation: conv}, Platform: "liveperson", Consumer: anon, Channel: evs[0].Channel, At: clk.Now()})
+	err = store.Observe(ctx, evs[0].ID, bridge.Observation{Key: bridge.Key{Brand: "acme", Conversation: conv}, Platform: "liveperson", Consumer: anon, Channel: evs[0].Channel, At: clk.Now()})
 	require.NoError(t, err)
 
 	// The same consumer again (an agent joined): still an observation, no profile read.

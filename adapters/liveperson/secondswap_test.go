@@ -25,7 +25,7 @@ func TestParseWebhookSecondSwap(t *testing.T) {
 	ctx := context.Background()
 	const conv, anon, authed, other = "conv-2", "anon-consumer", "authed-consumer", "other-consumer"
 	key := bridge.Key{Brand: "acme", Conversation: conv}
-	_, err := store.Observe(ctx, "o-1", bridge.Observation{Key: key, Platform: "liveperson", Consumer: anon, At: clk.Now()})
+	err := store.Observe(ctx, "o-1", bridge.Observation{Key: key, Platform: "liveperson", Consumer: anon, At: clk.Now()})
 	require.NoError(t, err)
 	_, err = store.NativeStepUp(ctx, bridge.NativeStepUp{EventID: "s-1", Obs: bridge.Observation{Key: key, Platform: "liveperson", Consumer: authed, At: clk.Now()},
 		Identity: bridge.Identity{Issuer: "https://idp.example", Subject: "user-42", VerifiedAt: clk.Now()}})

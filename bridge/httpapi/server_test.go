@@ -68,9 +68,9 @@ type downStore struct {
 
 var errDown = fmt.Errorf("%w: connection refused", bridge.ErrUnavailable)
 
-func (d *downStore) Observe(ctx context.Context, id string, o bridge.Observation) (bridge.Session, error) {
+func (d *downStore) Observe(ctx context.Context, id string, o bridge.Observation) error {
 	if d.down.Load() {
-		return bridge.Session{}, errDown
+		return errDown
 	}
 	return d.Store.Observe(ctx, id, o)
 }

@@ -146,15 +146,16 @@ func (s *Store) observe(obs bridge.Observation) *bridge.Session {
 }
 
 // Observe implements bridge.Store.
-func (s *Store) Observe(_ context.Context, eventID string, obs bridge.Observation) (bridge.Session, error) {
+func (s *Store) Observe(_ context.Context, eventID string, obs bridge.Observation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(obs.At)
 	if s.seenBefore(obs.Key.Brand, eventID, obs.At) {
-		return bridge.Session{}, bridge.ErrDuplicate
+		return bridge.ErrDuplicate
 	}
 	s.markSeen(obs.Key.Brand, eventID, obs.At)
-	return s.observe(obs).Clone(), nil
+	s.observe(obs)
+	return nil
 }
 
 // Get implements bridge.Store.
@@ -370,12 +371,12 @@ func (s *Store) confirmCode(cmd bridge.ConfirmCode) (bridge.CodeResult, bridge.S
 }
 
 // Close implements bridge.Store.
-func (s *Store) Close(_ context.Context, eventID string, obs bridge.Observation) (bridge.Session, error) {
+func (s *Store) Close(_ context.Context, eventID string, obs bridge.Observation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(obs.At)
 	if s.seenBefore(obs.Key.Brand, eventID, obs.At) {
-		return bridge.Session{}, bridge.ErrDuplicate
+		return bridge.ErrDuplicate
 	}
 	s.markSeen(obs.Key.Brand, eventID, obs.At)
 	sess := s.observe(obs)
@@ -383,7 +384,7 @@ func (s *Store) Close(_ context.Context, eventID string, obs bridge.Observation)
 	delete(s.tickets, sess.TicketHash)
 	sess.TicketHash = ""
 	sess.State = bridge.StateClosed
-	return sess.Clone(), nil
+	return nil
 }
 
 // enqueue adds outbox entries; step-up entries get the identity. Call with mu held.

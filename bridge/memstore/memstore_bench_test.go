@@ -30,7 +30,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			i := int(benchSeq.Add(1))
-			if _, err := s.Observe(ctx, "ev-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
+			if err := s.Observe(ctx, "ev-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -41,7 +41,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(benchSeq.Add(1))
-				if _, err := s.Observe(ctx, "ev-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
+				if err := s.Observe(ctx, "ev-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
 					b.Error(err)
 					return
 				}

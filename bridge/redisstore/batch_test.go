@@ -17,34 +17,62 @@ import (
 	"github.com/stepup-bridge/stepup-bridge/bridge/redisstore/redistest"
 )
 
-// observeMany runs workers goroutines of n Observe calls each, every call
-// on its own conversation with its own consumer, and checks each caller got
-// its own session back (a batch must not mix replies up).
-func observeMany(t *testing.T, s *redisstore.Store, workers, n int) (ok, failed int64) {
+// observeMany runs workers goroutines of n Observe calls each: every even
+// call on a new conversation with its own consumer, every odd call the
+// previous event again, which must answer ErrDuplicate. Batches mix both,
+// so a batch that mixed replies up fails here. It returns the calls that
+// answered as expected, those that failed, and the sessions written
+// (conversation → consumer) for checkWritten.
+func observeMany(t *testing.T, s *redisstore.Store, workers, n int) (ok, failed int64, written map[bridge.Key]string) {
 	t.Helper()
 	var okN, failN atomic.Int64
+	var mu sync.Mutex
+	written = map[bridge.Key]string{}
 	var wg sync.WaitGroup
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	for w := range workers {
 		wg.Go(func() {
+			var obs bridge.Observation
 			for i := range n {
-				k := bridge.Key{Brand: brandID, Conversation: fmt.Sprintf("batch-%s-%d-%d", run, w, i)}
-				obs := obsOf(k)
-				obs.Consumer = fmt.Sprintf("consumer-%d-%d", w, i)
-				sess, err := s.Observe(t.Context(), "ev-"+k.Conversation, obs)
-				if err != nil {
-					failN.Add(1)
-					continue
+				want := bridge.ErrDuplicate
+				if i%2 == 0 {
+					k := bridge.Key{Brand: brandID, Conversation: fmt.Sprintf("batch-%s-%d-%d", run, w, i)}
+					obs = obsOf(k)
+					obs.Consumer = fmt.Sprintf("consumer-%d-%d", w, i)
+					want = nil
 				}
-				okN.Add(1)
-				if sess.Key != k || sess.Consumer != obs.Consumer || sess.State != bridge.StateAnonymous {
-					t.Errorf("call %d/%d got the session of %v (consumer %q)", w, i, sess.Key, sess.Consumer)
+				err := s.Observe(t.Context(), "ev-"+obs.Key.Conversation, obs)
+				switch {
+				case errors.Is(err, want):
+					okN.Add(1)
+					if want == nil {
+						mu.Lock()
+						written[obs.Key] = obs.Consumer
+						mu.Unlock()
+					}
+				case errors.Is(err, bridge.ErrUnavailable):
+					failN.Add(1)
+				default:
+					t.Errorf("call %d/%d on %s: %v, want %v", w, i, obs.Key.Conversation, err, want)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return okN.Load(), failN.Load()
+	return okN.Load(), failN.Load(), written
+}
+
+// checkWritten reads back every session observeMany wrote: each call
+// wrote its own.
+func checkWritten(t *testing.T, s *redisstore.Store, written map[bridge.Key]string) {
+	t.Helper()
+	for k, consumer := range written {
+		sess, err := s.Get(t.Context(), k)
+		require.NoError(t, err)
+		if sess.Consumer != consumer || sess.State != bridge.StateAnonymous {
+			t.Errorf("%s: consumer %q state %s, want %q anonymous", k.Conversation, sess.Consumer, sess.State, consumer)
+		}
+	}
 }
 
 // TestObserveBatchesUnderLoad: concurrent Observe calls share round trips
@@ -57,10 +85,12 @@ func TestObserveBatchesUnderLoad(t *testing.T) {
 		s := redistest.Store(t, c, redisstore.Options{})
 		const workers, n = 64, 30
 		h.reset()
-		ok, failed := observeMany(t, s, workers, n)
+		ok, failed, written := observeMany(t, s, workers, n)
 		trips, cmds, noscript := h.reset()
 		require.Zero(t, failed)
 		require.EqualValues(t, workers*n, ok)
+		require.Len(t, written, workers*n/2)
+		checkWritten(t, s, written)
 		// A fresh server answers the first calls NOSCRIPT; those are sent
 		// again once the script is loaded, having not run.
 		assert.Equal(t, workers*n, cmds["evalsha"]+cmds["eval"]-noscript, "one script call per Observe, none run twice")
@@ -77,7 +107,7 @@ func TestObserveAloneIsNotBatched(t *testing.T) {
 	s := redistest.Store(t, c, redisstore.Options{})
 	h.reset()
 	for i := range 20 {
-		_, err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", i), obsOf(newKey()))
+		err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", i), obsOf(newKey()))
 		require.NoError(t, err)
 	}
 	trips, cmds, _ := h.reset()
@@ -98,7 +128,7 @@ func TestObserveBatchDedupe(t *testing.T) {
 	for e := range events {
 		for range copies {
 			wg.Go(func() {
-				_, err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", e), obsOf(k))
+				err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", e), obsOf(k))
 				switch {
 				case err == nil:
 					ok.Add(1)
@@ -125,7 +155,7 @@ func TestObserveBatchAfterScriptFlush(t *testing.T) {
 	for range 3 {
 		require.NoError(t, c.ScriptFlush(t.Context()).Err())
 		h.reset()
-		ok, failed := observeMany(t, s, 32, 10)
+		ok, failed, _ := observeMany(t, s, 32, 10)
 		_, cmds, noscript := h.reset()
 		require.Zero(t, failed)
 		require.EqualValues(t, 320, ok)
@@ -140,7 +170,7 @@ func TestObserveBatchOutage(t *testing.T) {
 	srv := redistest.StartServer(t) // skips under -short
 	c := redistest.Client(t, srv.Addr)
 	s := redistest.Store(t, c, redisstore.Options{})
-	ok, failed := observeMany(t, s, 16, 5)
+	ok, failed, _ := observeMany(t, s, 16, 5)
 	require.EqualValues(t, 80, ok)
 	require.Zero(t, failed)
 
@@ -150,7 +180,7 @@ func TestObserveBatchOutage(t *testing.T) {
 	start := time.Now()
 	for w := range 64 {
 		wg.Go(func() {
-			_, err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", w), obsOf(newKey()))
+			err := s.Observe(t.Context(), fmt.Sprintf("ev-%d", w), obsOf(newKey()))
 			if !errors.Is(err, bridge.ErrUnavailable) {
 				other.Add(1)
 				t.Errorf("call %d: %v, want ErrUnavailable", w, err)
@@ -163,7 +193,8 @@ func TestObserveBatchOutage(t *testing.T) {
 
 	srv.Restart()
 	require.Eventually(t, func() bool { return s.Ping(t.Context()) == nil }, 10*time.Second, 50*time.Millisecond)
-	ok, failed = observeMany(t, s, 16, 5)
+	ok, failed, written := observeMany(t, s, 16, 5)
 	assert.EqualValues(t, 80, ok)
 	assert.Zero(t, failed)
+	checkWritten(t, s, written)
 }

@@ -158,7 +158,7 @@ func TestMemoryPerConversation(t *testing.T) {
 	k := bridge.Key{Brand: "acme-retail", Conversation: "6f1c2a9e-8d43-4b7a-9c1e-2f5d7a3b8e10"}
 	o := bridge.Observation{Key: k, Platform: "standard", Consumer: "anon-3f9a2c7d41b84e6f", Channel: "web", At: now}
 	for i := range 5 {
-		_, err := s.Observe(ctx, "msg_2NfXkPq8Yt4Zr7Lm"+strconv.Itoa(i), o)
+		err := s.Observe(ctx, "msg_2NfXkPq8Yt4Zr7Lm"+strconv.Itoa(i), o)
 		require.NoError(t, err)
 	}
 	anonSession, anonDedupe := usage(s.SessionKey(k)), usage(s.DedupeKey(k))
@@ -184,7 +184,7 @@ func TestMemoryPerConversation(t *testing.T) {
 	steppedSession, steppedDedupe := usage(s.SessionKey(k)), usage(s.DedupeKey(k))
 	// A long chat: the dedupe set holds every event id of the last DedupeTTL.
 	for i := range 43 {
-		_, err := s.Observe(ctx, "msg_later_"+strconv.Itoa(i), o)
+		err := s.Observe(ctx, "msg_later_"+strconv.Itoa(i), o)
 		require.NoError(t, err)
 	}
 	longDedupe := usage(s.DedupeKey(k))
@@ -303,7 +303,7 @@ func memoryBulk(t *testing.T, args []string) {
 	before := used()
 	run(func(i int) {
 		for e := range events {
-			_, err := s.Observe(context.Background(), fmt.Sprintf("msg_%d_%d", i, e), obs(key(i)))
+			err := s.Observe(context.Background(), fmt.Sprintf("msg_%d_%d", i, e), obs(key(i)))
 			if err != nil {
 				t.Error(err)
 				return

@@ -43,7 +43,7 @@ func TestOutage(t *testing.T) {
 			s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
 			ctx := t.Context()
 			k := newKey()
-			_, err := s.Observe(ctx, "ev-1", obsOf(k))
+			err := s.Observe(ctx, "ev-1", obsOf(k))
 			require.NoError(t, err)
 
 			tt.down(srv)
@@ -53,7 +53,7 @@ func TestOutage(t *testing.T) {
 				fn   func(ctx context.Context) error
 			}{
 				{"ping", s.Ping},
-				{"observe", func(ctx context.Context) error { _, err := s.Observe(ctx, "ev-2", obsOf(k)); return err }},
+				{"observe", func(ctx context.Context) error { err := s.Observe(ctx, "ev-2", obsOf(k)); return err }},
 				{"get", func(ctx context.Context) error { _, err := s.Get(ctx, k); return err }},
 				{"issue ticket", func(ctx context.Context) error {
 					_, err := s.IssueTicket(ctx, bridge.IssueTicket{Key: k, TicketHash: "h", Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
@@ -96,7 +96,7 @@ func TestOutage(t *testing.T) {
 			// The same store recovers without a new client. A restarted server
 			// is empty (no persistence) and has no scripts cached.
 			waitFor(t, 10*time.Second, "store to answer again", func() bool { return s.Ping(ctx) == nil })
-			_, err = s.Observe(ctx, "ev-3", obsOf(k))
+			err = s.Observe(ctx, "ev-3", obsOf(k))
 			require.NoError(t, err)
 			o := obsOf(k)
 			_, err = s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
@@ -121,7 +121,7 @@ func TestSentinelFailover(t *testing.T) {
 	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
 	ctx := t.Context()
 	k := newKey()
-	_, err := s.Observe(ctx, "ev-1", obsOf(k))
+	err := s.Observe(ctx, "ev-1", obsOf(k))
 	require.NoError(t, err)
 	// The write is on the replica before the master goes (asynchronous
 	// replication can lose the last writes of a crashed master: see the
@@ -131,7 +131,7 @@ func TestSentinelFailover(t *testing.T) {
 	master.Kill()
 	var unavailable int
 	waitFor(t, 30*time.Second, "failover to the replica", func() bool {
-		_, err := s.Observe(ctx, "", obsOf(k))
+		err := s.Observe(ctx, "", obsOf(k))
 		if err != nil {
 			require.ErrorIs(t, err, bridge.ErrUnavailable)
 			unavailable++
@@ -142,7 +142,7 @@ func TestSentinelFailover(t *testing.T) {
 	sess, err := s.Get(ctx, k)
 	require.NoError(t, err)
 	assert.Equal(t, bridge.StateAnonymous, sess.State)
-	_, err = s.Observe(ctx, "ev-1", obsOf(k))
+	err = s.Observe(ctx, "ev-1", obsOf(k))
 	require.ErrorIs(t, err, bridge.ErrDuplicate, "the dedupe set survived the failover")
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
 	defer rc.Close()
@@ -162,16 +162,16 @@ func TestMinReplicas(t *testing.T) {
 	s := redistest.Store(t, c, redisstore.Options{Prefix: "stepup"})
 	ctx := t.Context()
 	k := newKey()
-	_, err := s.Observe(ctx, "ev-1", obsOf(k))
+	err := s.Observe(ctx, "ev-1", obsOf(k))
 	require.ErrorIs(t, err, bridge.ErrUnavailable)
 	_, err = s.Get(ctx, k)
 	require.ErrorIs(t, err, bridge.ErrNotFound, "nothing was written")
 
 	redistest.StartReplica(t, master)
 	waitFor(t, 10*time.Second, "the master to accept writes", func() bool {
-		_, err := s.Observe(ctx, "ev-1", obsOf(k))
+		err := s.Observe(ctx, "ev-1", obsOf(k))
 		return err == nil
 	})
-	_, err = s.Observe(ctx, "ev-1", obsOf(k))
+	err = s.Observe(ctx, "ev-1", obsOf(k))
 	require.ErrorIs(t, err, bridge.ErrDuplicate)
 }

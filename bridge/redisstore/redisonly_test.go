@@ -49,7 +49,7 @@ func TestTTLExpiry(t *testing.T) {
 		ctx := t.Context()
 		s := redistest.Store(t, c, redisstore.Options{SessionTTL: sessionTTL, DedupeTTL: dedupeTTL})
 		k := newKey()
-		_, err := s.Observe(ctx, "ev-1", obsOf(k))
+		err := s.Observe(ctx, "ev-1", obsOf(k))
 		require.NoError(t, err)
 		tok := bridge.NewToken(k)
 		now := time.Now()
@@ -91,7 +91,8 @@ func TestTTLExpiry(t *testing.T) {
 		_, err = s.Get(ctx, k)
 		require.ErrorIs(t, err, bridge.ErrNotFound)
 		// The event id is forgotten too: the same id is new again.
-		sess, err := s.Observe(ctx, "ev-1", obsOf(k))
+		require.NoError(t, s.Observe(ctx, "ev-1", obsOf(k)))
+		sess, err := s.Get(ctx, k)
 		require.NoError(t, err)
 		assert.Equal(t, bridge.StateAnonymous, sess.State)
 	})
@@ -175,7 +176,7 @@ func TestScriptFlush(t *testing.T) {
 			name string
 			fn   func() error
 		}{
-			{"observe", func() error { _, err := s.Observe(ctx, "ev-1", obsOf(k)); return err }},
+			{"observe", func() error { err := s.Observe(ctx, "ev-1", obsOf(k)); return err }},
 			{"issue ticket", func() error {
 				o := obsOf(k)
 				_, err := s.IssueTicket(ctx, bridge.IssueTicket{Obs: &o, Key: k, TicketHash: bridge.NewToken(k).Hash(), Now: time.Now(), ExpiresAt: time.Now().Add(time.Minute), Outbox: []bridge.OutboxEntry{entryOf(k, bridge.EffectPostMessage)}})
@@ -305,7 +306,7 @@ func TestConcurrentCallers(t *testing.T) {
 				before, err := c.XLen(ctx, s.StreamKey(k.Partition())).Result()
 				require.NoError(t, err)
 				ok, errs := race(func(_ int, s *redisstore.Store) error {
-					_, err := s.Observe(ctx, "dup-ev", obsOf(k))
+					err := s.Observe(ctx, "dup-ev", obsOf(k))
 					return err
 				})
 				assert.Equal(t, 1, ok)
@@ -490,7 +491,8 @@ func TestLegacySessionsAreRead(t *testing.T) {
 		assert.Equal(t, bridge.StateAnonymous, sess.State)
 		assert.Equal(t, 2, sess.LinksIssued)
 
-		sess, err = s.Observe(ctx, "ev-legacy", obsOf(k))
+		require.NoError(t, s.Observe(ctx, "ev-legacy", obsOf(k)))
+		sess, err = s.Get(ctx, k)
 		require.NoError(t, err)
 		assert.Equal(t, "anon-1", sess.Consumer)
 		assert.Equal(t, 2, sess.LinksIssued, "fields of the old session are kept")
@@ -498,7 +500,7 @@ func TestLegacySessionsAreRead(t *testing.T) {
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, raw[0], byte(0x80), "saved back as a MessagePack map")
 
-		_, err = s.Observe(ctx, "ev-legacy", obsOf(k))
+		err = s.Observe(ctx, "ev-legacy", obsOf(k))
 		assert.ErrorIs(t, err, bridge.ErrDuplicate)
 	})
 }

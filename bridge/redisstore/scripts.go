@@ -164,24 +164,34 @@ local function current(stream, group, id, deliveries)
 end
 `
 
-// observeScript: Observe and Close.
+// observeScript: Observe and Close, the script of nearly every event.
 // KEYS: 1 session, 2 dedupe set.
 // ARGV: 1 now (ms), 2 session ttl (ms), 3 dedupe ttl (ms), 4 event member
 // ("" = no dedupe), 5 platform, 6 consumer, 7 channel, 8 "1" to close.
-// Returns {"ok", session} or {"dup"}.
+// Returns "ok" or "dup": no session, which no caller needs. It reads the
+// session first so that a corrupt one fails before any write, then claims
+// the event id with one ZADD NX (seen + mark take ZSCORE and ZADD).
 var observeScript = redis.NewScript(prelude + `
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-if seen(KEYS[2], ARGV[4], now) then return {'dup'} end
 local cur, err = load(KEYS[1], now, ttl)
 if err then return err end
-mark(KEYS[2], ARGV[4], now, tonumber(ARGV[3]))
+if ARGV[4] ~= '' then
+  local dttl = tonumber(ARGV[3])
+  if redis.call('ZADD', KEYS[2], 'NX', now + dttl, ARGV[4]) == 0 then
+    if seen(KEYS[2], ARGV[4], now) then return 'dup' end
+    redis.call('ZADD', KEYS[2], now + dttl, ARGV[4]) -- seen once, expired since
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('PEXPIRE', KEYS[2], dttl)
+end
 local s = observe(cur, ARGV[1], ARGV[5], ARGV[6], ARGV[7])
 if ARGV[8] == '1' then
   clearcode(s)
   s.th = nil
   s.st = 'c'
 end
-return {'ok', save(KEYS[1], s, ttl)}
+save(KEYS[1], s, ttl)
+return 'ok'
 `)
 
 // issueScript: IssueTicket.

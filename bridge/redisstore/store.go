@@ -335,32 +335,32 @@ func (s *Store) enqueued(p int) {
 func ttlMS(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
 // Observe implements bridge.Store.
-func (s *Store) Observe(ctx context.Context, eventID string, obs bridge.Observation) (bridge.Session, error) {
+func (s *Store) Observe(ctx context.Context, eventID string, obs bridge.Observation) error {
 	return s.observe(ctx, "observe", eventID, obs, false)
 }
 
 // Close implements bridge.Store.
-func (s *Store) Close(ctx context.Context, eventID string, obs bridge.Observation) (bridge.Session, error) {
+func (s *Store) Close(ctx context.Context, eventID string, obs bridge.Observation) error {
 	return s.observe(ctx, "close", eventID, obs, true)
 }
 
-func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Observation, closing bool) (bridge.Session, error) {
+func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Observation, closing bool) error {
 	closeFlag := "0"
 	if closing {
 		closeFlag = "1"
 	}
-	res, err := s.reply(ctx, op, s.observes.do(ctx, call{
+	status, err := s.observes.do(ctx, call{
 		keys: []string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
 		args: []any{ms(obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(eventID),
 			obs.Platform, obs.Consumer, obs.Channel, closeFlag},
-	}))
+	}).Text()
 	if err != nil {
-		return bridge.Session{}, err
+		return s.fail(ctx, op, err)
 	}
-	if res[0] != "ok" {
-		return bridge.Session{}, refusal(fmt.Sprint(res[0]), nil)
+	if status != "ok" {
+		return refusal(status, nil)
 	}
-	return sessionReply(obs.Key, res, 1)
+	return nil
 }
 
 // Get implements bridge.Store.

@@ -43,7 +43,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			i := int(benchSeq.Add(1))
-			if _, err := s.Observe(ctx, "ev-s-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
+			if err := s.Observe(ctx, "ev-s-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -54,7 +54,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(benchSeq.Add(1))
-				if _, err := s.Observe(ctx, "ev-p-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
+				if err := s.Observe(ctx, "ev-p-"+strconv.Itoa(i), benchObs(i, time.Now())); err != nil {
 					b.Error(err)
 					return
 				}

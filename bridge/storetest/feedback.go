@@ -128,7 +128,7 @@ func testRefusalNotes(t *testing.T, factory Factory) {
 		assert.Equal(t, []string{"notify_agents: " + bridge.ErrAlreadySteppedUp.Error()}, texts(f))
 
 		g := newFixture(t, factory)
-		_, err = g.s.Close(g.ctx, "close-1", g.obs())
+		err = g.s.Close(g.ctx, "close-1", g.obs())
 		require.NoError(t, err)
 		require.ErrorIs(t, issue(g, "cmd-1", 5), bridge.ErrClosed)
 		assert.Equal(t, []string{"notify_agents: " + bridge.ErrClosed.Error()}, texts(g))

@@ -101,7 +101,7 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 	}
 	t.Run("steps up once", func(t *testing.T) {
 		f := newFixture(t, factory)
-		_, err := f.s.Observe(f.ctx, "o-1", f.obs())
+		err := f.s.Observe(f.ctx, "o-1", f.obs())
 		require.NoError(t, err)
 		f.clock.Advance(time.Minute)
 		s, err := swap(f, "swap-1", "u-1", f.entry(bridge.EffectNotifyAgents))
@@ -130,7 +130,7 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 	})
 	t.Run("another identity writes the warning once", func(t *testing.T) {
 		f := newFixture(t, factory)
-		_, err := f.s.Observe(f.ctx, "o-1", f.obs())
+		err := f.s.Observe(f.ctx, "o-1", f.obs())
 		require.NoError(t, err)
 		_, err = swap(f, "swap-1", "u-1")
 		require.NoError(t, err)
@@ -175,7 +175,7 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 		_, err = f.s.Get(f.ctx, f.key)
 		require.ErrorIs(t, err, bridge.ErrNotFound, "a refused swap creates nothing")
 
-		_, err = f.s.Close(f.ctx, "c-1", f.obs())
+		err = f.s.Close(f.ctx, "c-1", f.obs())
 		require.NoError(t, err)
 		_, err = swap(f, "swap-2", "u-1", f.entry(bridge.EffectNotifyAgents))
 		require.ErrorIs(t, err, bridge.ErrClosed)
@@ -184,7 +184,7 @@ func testNativeStepUp(t *testing.T, factory Factory) {
 	})
 	t.Run("concurrent swaps step up once", func(t *testing.T) {
 		f := newFixture(t, factory)
-		_, err := f.s.Observe(f.ctx, "o-1", f.obs())
+		err := f.s.Observe(f.ctx, "o-1", f.obs())
 		require.NoError(t, err)
 		var wins atomic.Int32
 		var wg sync.WaitGroup

@@ -68,7 +68,7 @@ func testBindingEdges(t *testing.T, factory Factory) {
 	})
 	t.Run("a recorded login binds nothing", func(t *testing.T) {
 		f := newFixture(t, factory)
-		_, err := f.s.Observe(f.ctx, "o-1", f.obs())
+		err := f.s.Observe(f.ctx, "o-1", f.obs())
 		require.NoError(t, err)
 		require.NoError(t, f.s.RecordLogin(f.ctx, loginRecord(f.key.Brand, "anyone", true, f.clock.Now()), f.clock.Now().Add(time.Hour)))
 		s := f.get()

@@ -154,8 +154,8 @@ func testObserve(t *testing.T, factory Factory) {
 	_, err := f.s.Get(f.ctx, f.key)
 	require.ErrorIs(t, err, bridge.ErrNotFound)
 
-	s, err := f.s.Observe(f.ctx, "ev-1", f.obs())
-	require.NoError(t, err)
+	require.NoError(t, f.s.Observe(f.ctx, "ev-1", f.obs()))
+	s := f.get()
 	assert.Equal(t, bridge.StateAnonymous, s.State)
 	assert.Equal(t, f.key, s.Key)
 	assert.Equal(t, "standard", s.Platform)
@@ -165,7 +165,7 @@ func testObserve(t *testing.T, factory Factory) {
 
 	// The same event again changes nothing.
 	f.clock.Advance(time.Minute)
-	_, err = f.s.Observe(f.ctx, "ev-1", f.obs())
+	err = f.s.Observe(f.ctx, "ev-1", f.obs())
 	require.ErrorIs(t, err, bridge.ErrDuplicate)
 	got := f.get()
 	assert.True(t, got.UpdatedAt.Equal(s.UpdatedAt), "duplicate must not touch the session")
@@ -173,25 +173,41 @@ func testObserve(t *testing.T, factory Factory) {
 	// A new event refreshes but keeps the start time and consumer.
 	o := f.obs()
 	o.Consumer = ""
-	s2, err := f.s.Observe(f.ctx, "ev-2", o)
-	require.NoError(t, err)
+	require.NoError(t, f.s.Observe(f.ctx, "ev-2", o))
+	s2 := f.get()
 	assert.True(t, s2.StartedAt.Equal(s.StartedAt))
 	assert.True(t, s2.UpdatedAt.Equal(f.clock.Now()))
 	assert.Equal(t, "anon-1", s2.Consumer)
 
 	// No event id: no dedupe.
-	_, err = f.s.Observe(f.ctx, "", f.obs())
+	err = f.s.Observe(f.ctx, "", f.obs())
 	require.NoError(t, err)
-	_, err = f.s.Observe(f.ctx, "", f.obs())
+	err = f.s.Observe(f.ctx, "", f.obs())
 	require.NoError(t, err)
 
 	// Event ids are per brand.
 	other := f.obs()
 	other.Key = bridge.Key{Brand: "other", Conversation: f.key.Conversation}
-	_, err = f.s.Observe(f.ctx, "ev-1", other)
+	err = f.s.Observe(f.ctx, "ev-1", other)
 	require.NoError(t, err)
 
 	require.NoError(t, f.s.Ping(f.ctx))
+
+	// An event id counts as seen for DedupeTTL, even while later events
+	// keep the conversation (and its other ids) alive; then it is new
+	// again, and seen again from then on.
+	opts := DefaultOptions
+	opts.DedupeTTL = time.Hour
+	g := newFixture(t, factory)
+	g.s = factory(t, g.clock, opts)
+	require.NoError(t, g.s.Observe(g.ctx, "ev-1", g.obs()))
+	g.clock.Advance(40 * time.Minute)
+	require.NoError(t, g.s.Observe(g.ctx, "ev-2", g.obs()))
+	g.clock.Advance(30 * time.Minute)
+	require.ErrorIs(t, g.s.Observe(g.ctx, "ev-2", g.obs()), bridge.ErrDuplicate)
+	require.NoError(t, g.s.Observe(g.ctx, "ev-1", g.obs()), "seen 70 minutes ago, dedupe TTL 1 h")
+	assert.True(t, g.get().UpdatedAt.Equal(g.clock.Now()))
+	require.ErrorIs(t, g.s.Observe(g.ctx, "ev-1", g.obs()), bridge.ErrDuplicate)
 }
 
 func testTickets(t *testing.T, factory Factory) {
@@ -318,7 +334,7 @@ func testLogin(t *testing.T, factory Factory) {
 	t.Run("closed conversation", func(t *testing.T) {
 		f := newFixture(t, factory)
 		tok := f.issue()
-		_, err := f.s.Close(f.ctx, "close-1", f.obs())
+		err := f.s.Close(f.ctx, "close-1", f.obs())
 		require.NoError(t, err)
 		_, err = f.s.PeekTicket(f.ctx, f.key.Brand, tok.Partition, tok.Hash(), f.clock.Now())
 		require.ErrorIs(t, err, bridge.ErrTicketInvalid)
@@ -452,14 +468,12 @@ func testBindingNone(t *testing.T, factory Factory) {
 func testClose(t *testing.T, factory Factory) {
 	f := newFixture(t, factory)
 	// Closing a conversation never seen records it closed (late events must not reopen it).
-	s, err := f.s.Close(f.ctx, "c-1", f.obs())
-	require.NoError(t, err)
-	assert.Equal(t, bridge.StateClosed, s.State)
-	_, err = f.s.Close(f.ctx, "c-1", f.obs())
+	require.NoError(t, f.s.Close(f.ctx, "c-1", f.obs()))
+	assert.Equal(t, bridge.StateClosed, f.get().State)
+	err := f.s.Close(f.ctx, "c-1", f.obs())
 	require.ErrorIs(t, err, bridge.ErrDuplicate)
-	s, err = f.s.Observe(f.ctx, "late-1", f.obs())
-	require.NoError(t, err)
-	assert.Equal(t, bridge.StateClosed, s.State)
+	require.NoError(t, f.s.Observe(f.ctx, "late-1", f.obs()))
+	assert.Equal(t, bridge.StateClosed, f.get().State)
 	tok := bridge.NewToken(f.key)
 	obs := f.obs()
 	_, err = f.s.IssueTicket(f.ctx, bridge.IssueTicket{Obs: &obs, Key: f.key, TicketHash: tok.Hash(), Now: f.clock.Now(), ExpiresAt: f.clock.Now().Add(time.Minute)})
@@ -597,7 +611,7 @@ func testRaces(t *testing.T, factory Factory) {
 	t.Run("event deduped once", func(t *testing.T) {
 		f := newFixture(t, factory)
 		ok, errs := run(func(i int) error {
-			_, err := f.s.Observe(f.ctx, "same-event", f.obs())
+			err := f.s.Observe(f.ctx, "same-event", f.obs())
 			return err
 		})
 		assert.Equal(t, 1, ok)

@@ -81,7 +81,7 @@ func populateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				now := time.Now()
 				obs := bridge.Observation{Key: bridge.Key{Brand: "acme", Conversation: cid}, Platform: "standard", Consumer: consumerOf(cid), Channel: channels[n%len(channels)], At: now}
 				for e := range *events {
-					if _, err := store.Observe(ctx, cid+"-e"+strconv.Itoa(e), obs); err != nil {
+					if err := store.Observe(ctx, cid+"-e"+strconv.Itoa(e), obs); err != nil {
 						mu.Lock()
 						if firstErr == nil {
 							firstErr = err
