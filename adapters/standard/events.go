@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -48,12 +49,19 @@ const (
 	MaxTextRunes = 4096 // message text, in Unicode code points
 )
 
-// inEnvelope is the Standard Webhooks payload structure. Unknown top-level
-// keys are ignored.
+// inEnvelope is the Standard Webhooks payload structure, decoded with its
+// data in one pass. Unknown top-level keys are ignored.
 type inEnvelope struct {
-	Type      *string         `json:"type"`
-	Timestamp *string         `json:"timestamp"`
-	Data      json.RawMessage `json:"data"`
+	Type      *string `json:"type"`
+	Timestamp *string `json:"timestamp"`
+	Data      *inData `json:"data"`
+}
+
+// inHead is the envelope without its data. (Not embedded in inEnvelope:
+// encoding/json would put "inHead." in the error paths.)
+type inHead struct {
+	Type      *string `json:"type"`
+	Timestamp *string `json:"timestamp"`
 }
 
 // inData is the data of every inbound type; each type uses its fields.
@@ -82,23 +90,50 @@ func checkID(path, v string, required bool) error {
 	return inbound.CheckID(path, v, required, MaxIDBytes)
 }
 
+// ours reports whether the bridge uses events of type typ.
+func ours(typ string) bool {
+	switch typ {
+	case TypeConversationStarted, TypeMessageCreated, TypeConversationClosed:
+		return true
+	}
+	return false
+}
+
 // parseEvent turns a verified body into zero or one event. fallbackAt (the
 // webhook-timestamp) is used when the payload has no timestamp.
 func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, error) {
 	if err := checkID("webhook-id", id, true); err != nil {
 		return nil, err
 	}
+	// One pass decodes the body, data included. encoding/json goes on after
+	// a value of the wrong JSON type and returns the first such error at the
+	// end, with everything else decoded.
 	var env inEnvelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, jsonError("", err)
+	err := json.Unmarshal(body, &env)
+	var dataErr *json.UnmarshalTypeError // a wrong type at data or in it
+	if err != nil {
+		if !errors.As(err, &dataErr) || (dataErr.Field != "data" && !strings.HasPrefix(dataErr.Field, "data.")) {
+			return nil, jsonError("", err) // invalid JSON, a body not an object, a wrong type or timestamp
+		}
+		// Data matters only for our types, and a wrong type in type or
+		// timestamp takes precedence, though after data it went unreported.
+		// Such a value leaves its pointer at "": a type not ours with a
+		// timestamp absent, null or not "" had none (short of duplicate
+		// keys), so it is ignored at once. Otherwise decode them alone.
+		if env.Type != nil && *env.Type != "" && !ours(*env.Type) && (env.Timestamp == nil || *env.Timestamp != "") {
+			return nil, nil
+		}
+		var head inHead
+		if err := json.Unmarshal(body, &head); err != nil {
+			return nil, jsonError("", err)
+		}
+		env.Type, env.Timestamp = head.Type, head.Timestamp
 	}
 	if env.Type == nil || *env.Type == "" {
 		return nil, malformed("type", "required")
 	}
-	switch *env.Type {
-	case TypeConversationStarted, TypeMessageCreated, TypeConversationClosed:
-	default:
-		return nil, nil // not ours: brands may send more than we use
+	if !ours(*env.Type) {
+		return nil, nil // brands may send more than we use, whatever its data
 	}
 	at := fallbackAt.UTC()
 	if env.Timestamp != nil {
@@ -108,15 +143,15 @@ func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, e
 		}
 		at = t.UTC()
 	}
-	if d := bytes.TrimSpace(env.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
-		return nil, malformed("data", "required")
-	} else if d[0] != '{' {
-		return nil, malformed("data", "must be an object")
+	switch {
+	case dataErr != nil && dataErr.Field == "data":
+		return nil, malformed("data", "must be an object") // an array, string, number or boolean
+	case dataErr != nil:
+		return nil, jsonError("", dataErr) // names the full path: data.author.role
+	case env.Data == nil:
+		return nil, malformed("data", "required") // absent or null
 	}
-	var d inData
-	if err := json.Unmarshal(env.Data, &d); err != nil {
-		return nil, jsonError("data.", err)
-	}
+	d := env.Data
 	if err := checkID("data.conversation_id", d.ConversationID, true); err != nil {
 		return nil, err
 	}
