@@ -92,7 +92,10 @@ func SignHeader(h http.Header, secret []byte, id string, ts time.Time, body []by
 
 func mac(secret []byte, id string, unix int64, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
-	fmt.Fprintf(m, "%s.%d.", id, unix)
+	// "<id>.<unix>." appended by hand: fmt.Fprintf cost more than hashing it.
+	prefix := append(make([]byte, 0, len(id)+22), id...)
+	prefix = append(strconv.AppendInt(append(prefix, '.'), unix, 10), '.')
+	m.Write(prefix)
 	m.Write(body)
 	return m.Sum(nil)
 }
