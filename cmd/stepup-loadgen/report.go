@@ -57,6 +57,10 @@ func writeReport(w io.Writer, rep *report) {
 	}
 	fmt.Fprintln(w)
 	for _, p := range rep.Phases {
+		if d := p.FromDispatch; d != nil {
+			fmt.Fprintf(w, "%s — latency from dispatch (the schedule's slot less the scheduler's own lateness; queueing for a worker still counts): p50 %.2f, p90 %.2f, p99 %.2f, p99.9 %.2f, max %.2f ms\n\n",
+				p.Name, d.P50, d.P90, d.P99, d.P999, d.Max)
+		}
 		if p.Redis != nil {
 			fmt.Fprintf(w, "%s — Redis: top-level commands/event %.3f (idle background %.0f/s subtracted), EVALSHA/event %.3f, all commands/event (incl. inside scripts) %.2f; Redis time per EVALSHA %.1f µs, Redis busy %.0f%% of a core; %s\n\n",
 				p.Name, p.Redis.TopLevelPerEvent, p.Redis.BackgroundPerSec, p.Redis.EvalshaPerEvent, p.Redis.AllCommandsPerEvnt, p.Redis.EvalshaUsec, p.Redis.RedisBusy*100, cmdLine(p.Redis.Commands))
