@@ -352,7 +352,7 @@ func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Obse
 	status, err := s.observes.do(ctx, call{
 		keys: []string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
 		args: []any{ms(obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(eventID),
-			obs.Platform, obs.Consumer, obs.Channel, closeFlag},
+			obs.Platform, obs.Consumer, obs.Channel, closeFlag, ms(obs.At) + ttlMS(s.opts.DedupeTTL)},
 	}).Text()
 	if err != nil {
 		return s.fail(ctx, op, err)
