@@ -55,6 +55,9 @@ func writeReport(w io.Writer, rep *report) {
 	for _, k := range sortedKeys(rep.Ratios) {
 		fmt.Fprintf(w, "\nbridge / baseline throughput (%s): **%.1f%%**\n", k, rep.Ratios[k]*100)
 	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "\n%s\n", n)
+	}
 	fmt.Fprintln(w)
 	for _, p := range rep.Phases {
 		if d := p.FromDispatch; d != nil {

@@ -57,6 +57,7 @@ type runOptions struct {
 	target      string
 	targetKey   string
 	targetBrand string
+	alternate   int
 }
 
 // report is everything a run measured.
@@ -112,6 +113,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.target, "target", "", "an already running bridge's base URL (webhook path only: no baseline, no step-ups)")
 	fs.StringVar(&o.targetKey, "webhook-secret", os.Getenv("LOADGEN_WEBHOOK_SECRET"), "with --target: the brand's standard webhook secret (whsec_…)")
 	fs.StringVar(&o.targetBrand, "brand", "acme", "with --target: the brand id")
+	fs.IntVar(&o.alternate, "alternate", 0, "instead of the phases: N rounds of baseline max then bridge max (each a fresh process on the port) per platform, the ratio from their sums; cancels the host's drift between phases")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,6 +142,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(o.platforms) == 0 {
 		return errors.New("--platforms: at least one")
+	}
+	if o.alternate < 0 {
+		return errors.New("--alternate: rounds >= 0")
+	}
+	if o.alternate > 0 {
+		o.skip["baseline"] = true // measured in the rounds instead
 	}
 	if o.conc < 1 || o.duration <= 0 || o.duration > time.Hour || o.sustain > time.Hour {
 		return errors.New("need --concurrency >= 1 and durations up to 1h")
@@ -200,17 +208,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	// --- baseline ---------------------------------------------------
 	if !o.skip["baseline"] {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
 		l.printf("baseline: bare gin on %s", addr)
-		p, err := startProc("baseline", exec.Command(self, "baseline-server", "--listen", addr), stderr)
+		p, err := startBaseline(ctx, addr, stderr)
 		if err != nil {
-			return err
-		}
-		if err := waitHTTP(ctx, p, base+"/healthz", 10*time.Second); err != nil {
-			p.stop()
 			return err
 		}
 		s := &sender{base: base, client: newClient(o.conc), sign: sign}
@@ -299,21 +299,36 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer blog.Close()
-	cmd := exec.Command(o.bridgeBin, "serve", "--config", cfgPath)
-	cmd.Env = os.Environ()
-	for k, v := range sec {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	startBridge := func() (*proc, error) {
+		cmd := exec.Command(o.bridgeBin, "serve", "--config", cfgPath)
+		cmd.Env = os.Environ()
+		for k, v := range sec {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, o.bridgeEnv...)
+		bp, err := startProc("bridge", cmd, blog)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitHTTP(ctx, bp, base+"/readyz", 20*time.Second); err != nil {
+			bp.stop()
+			return nil, err
+		}
+		return bp, nil
 	}
-	cmd.Env = append(cmd.Env, o.bridgeEnv...)
+	if o.alternate > 0 {
+		err := alternate(ctx, o, rep, l, addr, rc, newGen, sign, startBridge, stderr)
+		if err == nil {
+			finishReport(stdout, o, rep)
+		}
+		return err
+	}
 	l.printf("bridge: %s on %s (store %s)", o.bridgeBin, addr, o.store)
-	bp, err := startProc("bridge", cmd, blog)
+	bp, err := startBridge()
 	if err != nil {
 		return err
 	}
 	defer bp.stop()
-	if err := waitHTTP(ctx, bp, base+"/readyz", 20*time.Second); err != nil {
-		return err
-	}
 	rss := sampleRSS(bp.pid(), time.Second)
 	defer rss.close()
 	if v, err := readRSS(bp.pid()); err == nil {
@@ -470,6 +485,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rss.close()
 	bp.stop()
 
+	return finishReport(stdout, o, rep)
+}
+
+// finishReport writes the report as Markdown, and as JSON if asked.
+func finishReport(stdout io.Writer, o runOptions, rep *report) error {
 	writeReport(stdout, rep)
 	if o.jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -478,6 +498,24 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	return nil
+}
+
+// startBaseline starts the bare-gin baseline (this program re-executed as
+// baseline-server) on addr and waits until it answers.
+func startBaseline(ctx context.Context, addr string, log io.Writer) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("baseline", exec.Command(self, "baseline-server", "--listen", addr), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, p, "http://"+addr+"/healthz", 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 func baselineOf(rep *report, platform string) float64 {
