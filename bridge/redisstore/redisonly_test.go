@@ -585,3 +585,25 @@ func TestLocalWriteLeftoversAreSwept(t *testing.T) {
 	require.Len(t, second, 1, "the entry the direct claim left must be found without waiting for a poll")
 	assert.NotEqual(t, first[0].Entry.ID, second[0].Entry.ID)
 }
+
+// TestExpiredEventIDsAreDropped: the observe script drops expired ids from
+// a conversation's dedupe set on a sample of events only, which still
+// keeps the set to the ids within the dedupe TTL.
+func TestExpiredEventIDsAreDropped(t *testing.T) {
+	c := redistest.Client(t, redistest.StandaloneAddr())
+	s := redistest.Store(t, c, redisstore.Options{DedupeTTL: time.Hour})
+	k := newKey()
+	start := time.Now()
+	observe := func(at time.Time, batch string) {
+		for i := range 64 {
+			obs := obsOf(k)
+			obs.At = at.Add(time.Duration(i) * time.Second)
+			require.NoError(t, s.Observe(t.Context(), fmt.Sprintf("%s-%d", batch, i), obs))
+		}
+	}
+	observe(start, "first")
+	observe(start.Add(2*time.Hour), "second")
+	n, err := c.ZCard(t.Context(), s.DedupeKey(k)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(64), n, "the first 64 ids expired an hour before the second 64 came")
+}
