@@ -184,9 +184,16 @@ func (s *server) accessLog(c *gin.Context) {
 	if code >= 500 {
 		level = slog.LevelError
 	}
-	// Typed attributes: the same line without boxing each value into an any.
-	s.log.LogAttrs(c.Request.Context(), level, "http request", slog.String("method", c.Request.Method), slog.String("route", route),
-		slog.Int("status", code), slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("brand", c.Param("brand")))
+	// Straight to the handler, typed attributes: the same line without a
+	// runtime.Callers for a source nobody logs (a tenth of the line's cost)
+	// or boxing each value into an any.
+	ctx := c.Request.Context()
+	if h := s.log.Handler(); h.Enabled(ctx, level) {
+		r := slog.NewRecord(time.Now(), level, "http request", 0)
+		r.AddAttrs(slog.String("method", c.Request.Method), slog.String("route", route), slog.Int("status", code),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("brand", c.Param("brand")))
+		_ = h.Handle(ctx, r) // as slog.Logger does: a line that cannot be written is dropped
+	}
 }
 
 func errBody(msg string) gin.H { return gin.H{"error": msg} }

@@ -51,7 +51,7 @@ func Scrub(s string) string {
 	if mayHaveAuthScheme(s) {
 		s = bearerRe.ReplaceAllString(s, "$1 "+redacted)
 	}
-	if strings.Contains(s, "wh") {
+	if mayHaveWebhookKey(s) {
 		s = whsecRe.ReplaceAllString(s, redacted)
 	}
 	if strings.Contains(s, "@") {
@@ -87,6 +87,21 @@ func mayHaveAuthScheme(s string) bool {
 		}
 	}
 	return false
+}
+
+// mayHaveWebhookKey is a necessary condition for whsecRe: "wh" followed by
+// "sec_", "sk_" or "pk_" ("wh" alone is in every webhook route).
+func mayHaveWebhookKey(s string) bool {
+	for {
+		i := strings.Index(s, "wh")
+		if i < 0 {
+			return false
+		}
+		s = s[i+2:]
+		if strings.HasPrefix(s, "sec_") || strings.HasPrefix(s, "sk_") || strings.HasPrefix(s, "pk_") {
+			return true
+		}
+	}
 }
 
 // hasFold reports whether s starts with the lower-case ASCII word w in any case.

@@ -1,10 +1,13 @@
 package telemetry
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrubAll is Scrub without the literal pre-checks: every pattern runs on
@@ -70,5 +73,22 @@ func BenchmarkLogLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		log.With("request_id", "Zk3x9QbYt2aL").Info("http request", "method", "POST", "route", "/webhooks/:brand/:platform", "status", 200, "duration_ms", 0.412, "brand", "acme")
+	}
+}
+
+// BenchmarkAccessLine is the access-log line as the HTTP layer writes it:
+// typed attributes, the request id from the context.
+func BenchmarkAccessLine(b *testing.B) {
+	log := NewLogger(io.Discard, "json", "info")
+	ctx := WithRequestID(context.Background(), "Zk3x9QbYt2aL")
+	b.ReportAllocs()
+	h := log.Handler()
+	for b.Loop() {
+		if h.Enabled(ctx, slog.LevelInfo) {
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, "http request", 0)
+			r.AddAttrs(slog.String("method", "POST"), slog.String("route", "/webhooks/:brand/:platform"),
+				slog.Int("status", 200), slog.Float64("duration_ms", 0.412), slog.String("brand", "acme"))
+			_ = h.Handle(ctx, r)
+		}
 	}
 }
