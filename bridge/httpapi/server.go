@@ -140,7 +140,6 @@ func (s *server) requestID(c *gin.Context) {
 		id = bridge.RandomString(12)
 	}
 	c.Header("X-Request-Id", id)
-	c.Set("request_id", id)
 	// Every log line written with the request's context, in the service
 	// too, carries the id.
 	c.Request = c.Request.WithContext(telemetry.WithRequestID(c.Request.Context(), id))
@@ -148,7 +147,7 @@ func (s *server) requestID(c *gin.Context) {
 }
 
 func (s *server) logger(c *gin.Context) *slog.Logger {
-	return s.log.With("request_id", c.GetString("request_id"))
+	return s.log.With("request_id", telemetry.RequestID(c.Request.Context()))
 }
 
 func (s *server) recovery(c *gin.Context) {
