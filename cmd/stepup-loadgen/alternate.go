@@ -22,83 +22,96 @@ import (
 // runs a minute apart.
 func alternate(ctx context.Context, o runOptions, rep *report, l *logger, addr string, rc *redis.Client,
 	newGen func(platform, prefix string) *generator, sign *signer, startBridge func() (*proc, error), log io.Writer) error {
-	base := "http://" + addr
-	redisPID := 0
+	a := &alternation{o: o, l: l, addr: addr, rc: rc, sign: sign, log: log, start: map[string]func() (*proc, error){
+		"baseline": func() (*proc, error) { return startBaseline(ctx, addr, log) },
+		"bridge":   startBridge,
+	}}
 	if rc != nil {
 		if v, err := infoField(ctx, rc, "server", "process_id"); err == nil {
-			redisPID, _ = strconv.Atoi(strings.TrimSpace(v))
+			a.redisPID, _ = strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
-	var bg background
 	rep.Ratios = map[string]float64{}
-	var notes []string
 	for _, pl := range o.platforms {
 		// One stream of conversations per server across the rounds, as in
 		// the ordinary phases.
 		gens := map[string]*generator{"baseline": newGen(pl, "lg"+runID()+"ab"), "bridge": newGen(pl, "lg"+runID()+"ar")}
-		sums := map[string]*[2]float64{"baseline": {}, "bridge": {}} // ok, seconds
+		var sums [2]struct{ ok, secs float64 } // baseline, bridge
 		var perRound []string
 		for round := 1; round <= o.alternate; round++ {
 			var tput [2]float64
 			for i, server := range []string{"baseline", "bridge"} {
-				var p *proc
-				var err error
-				if server == "baseline" {
-					p, err = startBaseline(ctx, addr, log)
-				} else {
-					p, err = startBridge()
-				}
+				r, err := a.turn(ctx, server, gens[server], fmt.Sprintf("%s max (%s) round %d", server, pl, round))
 				if err != nil {
 					return err
 				}
-				if server == "bridge" && rc != nil && bg.secs == 0 {
-					l.printf("bridge idle for %s: background Redis traffic", o.background)
-					if bg, err = measureBackground(ctx, rc, o.background); err != nil {
-						p.stop()
-						return err
-					}
-				}
-				s := &sender{base: base, client: newClient(o.conc), sign: sign}
-				g := gens[server]
-				closedLoop(ctx, s, g, o.conc, limits{duration: o.warmup})
-				var before cmdStats
-				if server == "bridge" && rc != nil {
-					before, _ = readCmdStats(ctx, rc)
-				}
-				pids := map[string]int{"server": p.pid(), "loadgen": os.Getpid()}
-				if server == "bridge" {
-					pids["redis"] = redisPID
-				}
-				cpu := startCPU(pids)
-				t0 := time.Now()
-				t := closedLoop(ctx, s, g, o.conc, limits{duration: o.duration, requests: o.requests})
-				el := time.Since(t0)
-				r := t.result(fmt.Sprintf("%s max (%s) round %d", server, pl, round), server, "closed", o.conc, 0, el)
-				r.CPU = cpu.cores()
-				if server == "bridge" && rc != nil {
-					after, _ := readCmdStats(ctx, rc)
-					r.Redis = delta(before, after, t.ok, el.Seconds(), bg)
-				}
-				s.client.CloseIdleConnections()
-				p.stop()
 				rep.Phases = append(rep.Phases, r)
 				l.phase(r)
-				sums[server][0] += float64(r.OK)
-				sums[server][1] += r.Seconds
+				sums[i].ok += float64(r.OK)
+				sums[i].secs += r.Seconds
 				tput[i] = r.Throughput
 			}
 			if tput[0] > 0 {
 				perRound = append(perRound, fmt.Sprintf("%.1f%%", 100*tput[1]/tput[0]))
 			}
 		}
-		b, r := sums["baseline"], sums["bridge"]
-		if b[0] > 0 && b[1] > 0 && r[1] > 0 {
-			rep.Ratios[pl] = (r[0] / r[1]) / (b[0] / b[1])
-			notes = append(notes, fmt.Sprintf("%s: %d rounds, baseline %.0f req/s, bridge %.0f req/s (sums over the rounds); per round: %s",
-				pl, o.alternate, b[0]/b[1], r[0]/r[1], strings.Join(perRound, ", ")))
+		b, r := sums[0], sums[1]
+		if b.ok > 0 && b.secs > 0 && r.secs > 0 {
+			rep.Ratios[pl] = (r.ok / r.secs) / (b.ok / b.secs)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d rounds, baseline %.0f req/s, bridge %.0f req/s (sums over the rounds); per round: %s",
+				pl, o.alternate, b.ok/b.secs, r.ok/r.secs, strings.Join(perRound, ", ")))
 		}
 	}
 	rep.Ratio = rep.Ratios[o.platforms[0]]
-	rep.Notes = append(rep.Notes, notes...)
 	return nil
+}
+
+// alternation is what the turns share.
+type alternation struct {
+	o        runOptions
+	l        *logger
+	addr     string
+	rc       *redis.Client
+	redisPID int
+	bg       background // the bridge's idle Redis traffic, measured at its first start
+	sign     *signer
+	log      io.Writer
+	start    map[string]func() (*proc, error)
+}
+
+// turn starts server ("baseline" or "bridge"), warms it up, measures it as
+// fast as possible for --duration and stops it.
+func (a *alternation) turn(ctx context.Context, server string, g *generator, name string) (phaseResult, error) {
+	p, err := a.start[server]()
+	if err != nil {
+		return phaseResult{}, err
+	}
+	defer p.stop()
+	bridge := server == "bridge"
+	if bridge && a.rc != nil && a.bg.secs == 0 {
+		a.l.printf("bridge idle for %s: background Redis traffic", a.o.background)
+		if a.bg, err = measureBackground(ctx, a.rc, a.o.background); err != nil {
+			return phaseResult{}, err
+		}
+	}
+	s := &sender{base: "http://" + a.addr, client: newClient(a.o.conc), sign: a.sign}
+	defer s.client.CloseIdleConnections()
+	closedLoop(ctx, s, g, a.o.conc, limits{duration: a.o.warmup})
+	pids := map[string]int{"server": p.pid(), "loadgen": os.Getpid()}
+	var before cmdStats
+	if bridge && a.rc != nil {
+		pids["redis"] = a.redisPID
+		before, _ = readCmdStats(ctx, a.rc)
+	}
+	cpu := startCPU(pids)
+	t0 := time.Now()
+	t := closedLoop(ctx, s, g, a.o.conc, limits{duration: a.o.duration, requests: a.o.requests})
+	el := time.Since(t0)
+	r := t.result(name, server, "closed", a.o.conc, 0, el)
+	r.CPU = cpu.cores()
+	if bridge && a.rc != nil {
+		after, _ := readCmdStats(ctx, a.rc)
+		r.Redis = delta(before, after, t.ok, el.Seconds(), a.bg)
+	}
+	return r, nil
 }
