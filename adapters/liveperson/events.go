@@ -131,7 +131,20 @@ type skipped struct {
 // parse turns a verified body into items, and the changes it ignores on
 // purpose with the reason. Errors wrap bridge.ErrMalformed and name the
 // JSON path at fault, never echoing input.
+//
+// A valid body is decoded in one pass (parseFast); anything else, and any
+// body the fast path cannot be sure of, goes through parseSlow, the
+// reference, which gives the result and the exact error.
 func parse(body []byte) ([]item, []skipped, error) {
+	if items, skips, ok := parseFast(body); ok {
+		return items, skips, nil
+	}
+	return parseSlow(body)
+}
+
+// parseSlow is the reference parser: the envelope, then each change, then
+// the message text, each in its own encoding/json pass.
+func parseSlow(body []byte) ([]item, []skipped, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, nil, jsonError("", err)
@@ -174,6 +187,12 @@ func parseMessaging(raw json.RawMessage, path string) (*item, string, string, er
 	if err := decodeObject(raw, &c, path); err != nil {
 		return nil, "", "", err
 	}
+	return messagingItem(&c, path)
+}
+
+// messagingItem interprets a decoded messaging change; path is used in
+// errors only.
+func messagingItem(c *msChange, path string) (*item, string, string, error) {
 	conv := c.ConversationID
 	if conv == "" {
 		conv = c.DialogID // older notifications: the main dialog's id is the conversation's
@@ -243,6 +262,12 @@ func parseConversation(raw json.RawMessage, path string) (*item, string, string,
 	if err := decodeObject(raw, &c, path); err != nil {
 		return nil, "", "", err
 	}
+	return conversationItem(&c, path)
+}
+
+// conversationItem interprets a decoded conversation change; path is used
+// in errors only.
+func conversationItem(c *cqmChange, path string) (*item, string, string, error) {
 	if c.Result == nil {
 		return nil, "", "", malformed(path+".result", "required")
 	}
