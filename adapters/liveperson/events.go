@@ -170,16 +170,20 @@ func parseSlow(body []byte) ([]item, []skipped, error) {
 		default:
 			return nil, []skipped{{reason: "notification type not used by the bridge"}}, nil
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			return nil, nil, err
-		case it != nil:
-			items = append(items, *it)
-		default:
-			skips = append(skips, skipped{reason: skip, conv: conv})
 		}
+		items, skips = collect(items, skips, it, conv, skip)
 	}
 	return items, skips, nil
+}
+
+// collect adds a change's item, or the reason it gave none.
+func collect(items []item, skips []skipped, it *item, conv, skip string) ([]item, []skipped) {
+	if it != nil {
+		return append(items, *it), skips
+	}
+	return items, append(skips, skipped{reason: skip, conv: conv})
 }
 
 func parseMessaging(raw json.RawMessage, path string) (*item, string, string, error) {

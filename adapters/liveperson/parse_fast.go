@@ -65,14 +65,10 @@ func parseFast(body []byte) (items []item, skips []skipped, ok bool) {
 		default:
 			return nil, []skipped{{reason: "notification type not used by the bridge"}}, true
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			return nil, nil, false
-		case it != nil:
-			items = append(items, *it)
-		default:
-			skips = append(skips, skipped{reason: skip, conv: conv})
 		}
+		items, skips = collect(items, skips, it, conv, skip)
 	}
 	return items, skips, true
 }
