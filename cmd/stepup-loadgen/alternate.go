@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -98,20 +97,13 @@ func (a *alternation) turn(ctx context.Context, server string, g *generator, nam
 	defer s.client.CloseIdleConnections()
 	closedLoop(ctx, s, g, a.o.conc, limits{duration: a.o.warmup})
 	pids := map[string]int{"server": p.pid(), "loadgen": os.Getpid()}
-	var before cmdStats
-	if bridge && a.rc != nil {
+	var rc *redis.Client // Redis' commands: the bridge's turns only
+	if bridge {
 		pids["redis"] = a.redisPID
-		before, _ = readCmdStats(ctx, a.rc)
+		rc = a.rc
 	}
-	cpu := startCPU(pids)
-	t0 := time.Now()
-	t := closedLoop(ctx, s, g, a.o.conc, limits{duration: a.o.duration, requests: a.o.requests})
-	el := time.Since(t0)
-	r := t.result(name, server, "closed", a.o.conc, 0, el)
-	r.CPU = cpu.cores()
-	if bridge && a.rc != nil {
-		after, _ := readCmdStats(ctx, a.rc)
-		r.Redis = delta(before, after, t.ok, el.Seconds(), a.bg)
-	}
+	r, _ := measured(ctx, rc, a.bg, pids, name, server, "closed", a.o.conc, 0, func() *tally {
+		return closedLoop(ctx, s, g, a.o.conc, limits{duration: a.o.duration, requests: a.o.requests})
+	})
 	return r, nil
 }

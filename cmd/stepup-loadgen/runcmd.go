@@ -364,20 +364,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return gens[pl]
 	}
 	measure := func(name, mode string, conc int, rate float64, do func() *tally) phaseResult {
-		var before cmdStats
-		if rc != nil {
-			before, _ = readCmdStats(ctx, rc)
-		}
-		cpu := startCPU(map[string]int{"server": bp.pid(), "loadgen": os.Getpid(), "redis": redisPID})
-		t0 := time.Now()
-		t := do()
-		el := time.Since(t0)
-		r := t.result(name, "bridge", mode, conc, rate, el)
-		r.CPU = cpu.cores()
-		if rc != nil {
-			after, _ := readCmdStats(ctx, rc)
-			r.Redis = delta(before, after, t.ok, el.Seconds(), bg)
-		}
+		pids := map[string]int{"server": bp.pid(), "loadgen": os.Getpid(), "redis": redisPID}
+		r, t0 := measured(ctx, rc, bg, pids, name, "bridge", mode, conc, rate, do)
 		r.RSS = rss.window(t0, time.Now())
 		rep.Phases = append(rep.Phases, r)
 		l.phase(r)
@@ -486,6 +474,27 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	bp.stop()
 
 	return finishReport(stdout, o, rep)
+}
+
+// measured runs do as one phase and returns its result and start: the CPU
+// each of pids used and, when rc is set, the Redis commands it caused (bg,
+// the idle background, subtracted).
+func measured(ctx context.Context, rc *redis.Client, bg background, pids map[string]int, name, server, mode string, conc int, rate float64, do func() *tally) (phaseResult, time.Time) {
+	var before cmdStats
+	if rc != nil {
+		before, _ = readCmdStats(ctx, rc)
+	}
+	cpu := startCPU(pids)
+	t0 := time.Now()
+	t := do()
+	el := time.Since(t0)
+	r := t.result(name, server, mode, conc, rate, el)
+	r.CPU = cpu.cores()
+	if rc != nil {
+		after, _ := readCmdStats(ctx, rc)
+		r.Redis = delta(before, after, t.ok, el.Seconds(), bg)
+	}
+	return r, t0
 }
 
 // finishReport writes the report as Markdown, and as JSON if asked.
