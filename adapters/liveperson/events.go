@@ -2,12 +2,13 @@ package liveperson
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/internal/inbound"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
@@ -146,7 +147,7 @@ func parse(body []byte) ([]item, []skipped, error) {
 // the message text, each in its own encoding/json pass.
 func parseSlow(body []byte) ([]item, []skipped, error) {
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := inbound.Unmarshal(body, &env); err != nil {
 		return nil, nil, jsonError("", err)
 	}
 	if env.Body == nil {
@@ -242,7 +243,7 @@ func messagingItem(c *msChange, path string) (*item, string, string, error) {
 	}
 	if c.Event.Type == EventContent && c.Event.ContentType == contentTypeText {
 		var text string
-		if err := json.Unmarshal(c.Event.Message, &text); err != nil {
+		if err := inbound.Unmarshal(c.Event.Message, &text); err != nil {
 			return nil, "", "", malformed(path+".event.message", "must be a string for text/plain")
 		}
 		if utf8.RuneCountInString(text) <= maxTextRunes {
@@ -341,7 +342,7 @@ func decodeObject(raw json.RawMessage, v any, path string) error {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return malformed(path, "must be an object")
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := inbound.Unmarshal(raw, v); err != nil {
 		return jsonError(path+".", err)
 	}
 	return nil

@@ -2,7 +2,8 @@ package liveperson
 
 import (
 	"bytes"
-	"encoding/json"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // anyChange is either change shape: msChange and cqmChange have no

@@ -2,12 +2,13 @@ package standard
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/internal/inbound"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
@@ -90,6 +91,14 @@ func checkID(path, v string, required bool) error {
 	return inbound.CheckID(path, v, required, MaxIDBytes)
 }
 
+// underData reports whether a wrong-type error's field path is data or
+// inside it. The path spells each key as the body did: "Data" matches the
+// data field, case-insensitively, as in encoding/json.
+func underData(field string) bool {
+	first, _, _ := strings.Cut(field, ".")
+	return strings.EqualFold(first, "data")
+}
+
 // ours reports whether the bridge uses events of type typ.
 func ours(typ string) bool {
 	switch typ {
@@ -109,10 +118,10 @@ func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, e
 	// a value of the wrong JSON type and returns the first such error at the
 	// end, with everything else decoded.
 	var env inEnvelope
-	err := json.Unmarshal(body, &env)
+	err := inbound.Unmarshal(body, &env)
 	var dataErr *json.UnmarshalTypeError // a wrong type at data or in it
 	if err != nil {
-		if !errors.As(err, &dataErr) || (dataErr.Field != "data" && !strings.HasPrefix(dataErr.Field, "data.")) {
+		if !errors.As(err, &dataErr) || !underData(dataErr.Field) {
 			return nil, jsonError("", err) // invalid JSON, a body not an object, a wrong type or timestamp
 		}
 		// Data matters only for our types, and a wrong type in type or
@@ -124,7 +133,7 @@ func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, e
 			return nil, nil
 		}
 		var head inHead
-		if err := json.Unmarshal(body, &head); err != nil {
+		if err := inbound.Unmarshal(body, &head); err != nil {
 			return nil, jsonError("", err)
 		}
 		env.Type, env.Timestamp = head.Type, head.Timestamp
@@ -144,7 +153,7 @@ func parseEvent(id string, body []byte, fallbackAt time.Time) ([]bridge.Event, e
 		at = t.UTC()
 	}
 	switch {
-	case dataErr != nil && dataErr.Field == "data":
+	case dataErr != nil && strings.EqualFold(dataErr.Field, "data"):
 		return nil, malformed("data", "must be an object") // an array, string, number or boolean
 	case dataErr != nil:
 		return nil, jsonError("", dataErr) // names the full path: data.author.role

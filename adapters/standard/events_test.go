@@ -49,6 +49,8 @@ func TestParseEventErrorsExact(t *testing.T) {
 
 		// A wrong type inside data: the full path.
 		{"author.role a number", `{"type":"message.created","data":{"conversation_id":"c1","author":{"role":5}}}`, m + "data.author.role: must be a JSON string, not number"},
+		{"author.role a number, keys in another case", `{"TYPE":"message.created","Data":{"conversation_id":"c1","Author":{"role":5}}}`, m + "Data.Author.role: must be a JSON string, not number"},
+		{"a wrong type in data as an array", `{"type":"message.created","DATA":[1]}`, m + "data: must be an object"},
 		{"author.id a number", `{"type":"message.created","data":{"conversation_id":"c1","author":{"role":"consumer","id":7}}}`, m + "data.author.id: must be a JSON string, not number"},
 		{"author an array", `{"type":"message.created","data":{"conversation_id":"c1","author":[]}}`, m + "data.author: must be a JSON object, not array"},
 		{"author a string", `{"type":"message.created","data":{"conversation_id":"c1","author":"x"}}`, m + "data.author: must be a JSON object, not string"},

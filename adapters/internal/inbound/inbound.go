@@ -1,18 +1,43 @@
-// Package inbound holds what the platform adapters' parsers share: errors
-// that name the JSON path at fault (wrapping bridge.ErrMalformed) without
-// echoing input, and the bounds every platform id must keep.
+// Package inbound holds what the platform adapters' parsers share: the JSON
+// decoder, errors that name the JSON path at fault (wrapping
+// bridge.ErrMalformed) without echoing input, and the bounds every platform
+// id must keep.
 package inbound
 
 import (
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	json "github.com/go-json-experiment/json/v1"
+
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
+
+// Unmarshal is encoding/json's Unmarshal, semantics included, on the
+// json/v2 engine (github.com/go-json-experiment/json/v1, the code Go
+// 1.27's encoding/json runs): about twice as fast, with a third of the
+// allocations, on every webhook. The engines place the syntax error of
+// some truncated bodies a byte or two apart, and the offset is in the
+// answer a sender reads, so a syntax error (bad input: off the hot path)
+// takes encoding/json's offset. The adapters' FuzzDecodeMatchesStdlib
+// hold the rest to encoding/json (see package jsoncompat).
+func Unmarshal(data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// encoding/json checks the syntax of the whole input before it
+		// decodes, so the target does not matter.
+		var std *stdjson.SyntaxError
+		if errors.As(stdjson.Unmarshal(data, new(struct{})), &std) {
+			se.Offset = std.Offset
+		}
+	}
+	return err
+}
 
 // Malformed builds an error wrapping bridge.ErrMalformed that names the
 // JSON path at fault.
