@@ -63,7 +63,7 @@ type Options struct {
 // Adapter is the Standard Webhooks platform of one brand. It is immutable
 // and safe for concurrent use.
 type Adapter struct {
-	secrets        [][]byte
+	secrets        *keyring
 	tolerance      time.Duration
 	endpoint       string
 	endpointSecret []byte
@@ -86,6 +86,7 @@ func New(cfg config.StandardPlatform, opts Options) (*Adapter, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
+	var keys [][]byte
 	if len(cfg.WebhookSecrets) == 0 {
 		errs = append(errs, errors.New("webhook_secrets: at least one secret is required"))
 	}
@@ -95,8 +96,9 @@ func New(cfg config.StandardPlatform, opts Options) (*Adapter, error) {
 			errs = append(errs, fmt.Errorf("webhook_secrets[%d]: %w", i, err))
 			continue
 		}
-		a.secrets = append(a.secrets, key)
+		keys = append(keys, key)
 	}
+	a.secrets = newKeyring(keys)
 	if cfg.Tolerance < 0 {
 		errs = append(errs, errors.New("tolerance: must not be negative"))
 	}
@@ -158,7 +160,7 @@ func isLoopback(host string) bool {
 // ErrBadTimestamp, ErrBadSignature, ErrTimestampTooOld, ErrTimestampTooNew)
 // or bridge.ErrMalformed with the JSON path at fault.
 func (a *Adapter) ParseWebhook(_ context.Context, req bridge.WebhookRequest) ([]bridge.Event, error) {
-	id, err := Verify(a.secrets, req.Header, req.Body, a.clock.Now(), a.tolerance)
+	id, err := verify(a.secrets, req.Header, req.Body, a.clock.Now(), a.tolerance)
 	if err != nil {
 		return nil, fmt.Errorf("standard webhook: %w", err)
 	}

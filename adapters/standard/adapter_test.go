@@ -527,3 +527,27 @@ func TestDeliverResignsEachAttempt(t *testing.T) {
 		assert.Equal(t, "e1", id)
 	}
 }
+
+// The adapter reuses keyed HMAC states (a pool per secret): concurrent
+// requests signed under either secret, or a third, verify exactly as
+// Verify computes afresh, however the states are shared out.
+func TestParseWebhookReusedMACs(t *testing.T) {
+	a := newInbound(t)
+	body := []byte(`{"type":"conversation.closed","data":{"conversation_id":"c1"}}`)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				secret := []string{secretA, secretB, secretC}[(g+i)%3]
+				id := "msg_" + strconv.Itoa(g) + "_" + strconv.Itoa(i)
+				_, err := a.ParseWebhook(t.Context(), webhook(secret, id, t0, body))
+				if secret == secretC {
+					assert.ErrorIs(t, err, standard.ErrBadSignature, id)
+				} else {
+					assert.NoError(t, err, id)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stepup-bridge/stepup-bridge/bridge"
@@ -91,13 +93,46 @@ func SignHeader(h http.Header, secret []byte, id string, ts time.Time, body []by
 }
 
 func mac(secret []byte, id string, unix int64, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
+	return sum(hmac.New(sha256.New, secret), id, unix, body)
+}
+
+// sum writes "<id>.<unix>.<body>" to the keyed HMAC m and returns its sum.
+func sum(m hash.Hash, id string, unix int64, body []byte) []byte {
 	// "<id>.<unix>." appended by hand: fmt.Fprintf cost more than hashing it.
 	prefix := append(make([]byte, 0, len(id)+22), id...)
 	prefix = append(strconv.AppendInt(append(prefix, '.'), unix, 10), '.')
 	m.Write(prefix)
 	m.Write(body)
 	return m.Sum(nil)
+}
+
+// keyring is the adapter's secrets with a pool of keyed HMACs each:
+// hmac.New allocates six objects and hashes the key into both pads on
+// every call, and Reset returns a used HMAC to its keyed state.
+type keyring struct {
+	keys [][]byte
+	macs []sync.Pool // macs[i] holds hash.Hash values keyed with keys[i]
+}
+
+func newKeyring(keys [][]byte) *keyring {
+	return &keyring{keys: keys, macs: make([]sync.Pool, len(keys))}
+}
+
+func (k *keyring) count() int { return len(k.keys) }
+
+// sums returns the v1 MAC of the request under each key, in key order.
+func (k *keyring) sums(id string, unix int64, body []byte) [][]byte {
+	out := make([][]byte, len(k.keys))
+	for i := range k.keys {
+		m, _ := k.macs[i].Get().(hash.Hash)
+		if m == nil {
+			m = hmac.New(sha256.New, k.keys[i])
+		}
+		out[i] = sum(m, id, unix, body)
+		m.Reset()
+		k.macs[i].Put(m)
+	}
+	return out
 }
 
 // Verify authenticates a Standard Webhooks request on its raw body and
@@ -110,6 +145,30 @@ func mac(secret []byte, id string, unix int64, body []byte) []byte {
 // <= 0 means DefaultTolerance. Errors wrap bridge.ErrUnauthenticated and
 // one of this package's sentinels.
 func Verify(secrets [][]byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) (id string, err error) {
+	return verify(plainKeys(secrets), header, body, now, tolerance)
+}
+
+// macSource gives the expected v1 MACs of a request, one per secret.
+type macSource interface {
+	count() int
+	sums(id string, unix int64, body []byte) [][]byte
+}
+
+// plainKeys computes each MAC afresh (Verify's callers: tests, tools).
+type plainKeys [][]byte
+
+func (k plainKeys) count() int { return len(k) }
+
+func (k plainKeys) sums(id string, unix int64, body []byte) [][]byte {
+	out := make([][]byte, len(k))
+	for i, key := range k {
+		out[i] = mac(key, id, unix, body)
+	}
+	return out
+}
+
+// verify is Verify with the MACs from keys.
+func verify[K macSource](keys K, header http.Header, body []byte, now time.Time, tolerance time.Duration) (id string, err error) {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
@@ -125,14 +184,11 @@ func Verify(secrets [][]byte, header http.Header, body []byte, now time.Time, to
 	if err != nil || ts < 0 || strconv.FormatInt(ts, 10) != rawTS {
 		return "", unauthenticated(ErrBadTimestamp, "")
 	}
-	if len(secrets) == 0 {
+	if keys.count() == 0 {
 		return "", unauthenticated(ErrNoSecret, "")
 	}
 
-	expected := make([][]byte, len(secrets))
-	for i, s := range secrets {
-		expected[i] = mac(s, id, ts, body)
-	}
+	expected := keys.sums(id, ts, body)
 	seenV1 := false
 	ok := false
 	for _, entry := range strings.Fields(sigs) {

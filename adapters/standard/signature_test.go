@@ -76,6 +76,7 @@ func mustSecret(t testing.TB, s string) []byte {
 const (
 	secretA = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	secretB = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	secretC = "whsec_YSB0aGlyZCBzZWNyZXQsIG5ldmVyIGNvbmZpZ3VyZWQ=" // configured nowhere
 )
 
 func TestVerify(t *testing.T) {
