@@ -67,6 +67,9 @@ type Store struct {
 	notCluster atomic.Bool // Ping found the single server is not a Cluster node
 
 	observes *batcher // Observe and Close: one per message, batched under load
+	// The TTL arguments of every observe call, boxed once: an int64 put
+	// in an interface is an allocation per call.
+	sessionTTLArg, dedupeTTLArg any
 
 	// wake carries one signal per batch of outbox entries this store
 	// wrote (buffered, so a signal sent while every worker is busy waits
@@ -125,6 +128,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	s := &Store{c: client, opts: opts, k: newKeys(opts.Prefix), log: opts.Logger, wake: make(chan struct{}, 1)}
 	s.observes = newBatcher(s, observeScript, observeBatches)
+	s.sessionTTLArg, s.dedupeTTLArg = ttlMS(opts.SessionTTL), ttlMS(opts.DedupeTTL)
 	return s, nil
 }
 
@@ -334,6 +338,9 @@ func (s *Store) enqueued(p int) {
 
 func ttlMS(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
+// The observe script's close flag, boxed once.
+var flagOpen, flagClose any = "0", "1"
+
 // Observe implements bridge.Store.
 func (s *Store) Observe(ctx context.Context, eventID string, obs bridge.Observation) error {
 	return s.observe(ctx, "observe", eventID, obs, false)
@@ -345,13 +352,13 @@ func (s *Store) Close(ctx context.Context, eventID string, obs bridge.Observatio
 }
 
 func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Observation, closing bool) error {
-	closeFlag := "0"
+	closeFlag := flagOpen
 	if closing {
-		closeFlag = "1"
+		closeFlag = flagClose
 	}
 	status, err := s.observes.do(ctx, call{
 		keys: []string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
-		args: []any{ms(obs.At), ttlMS(s.opts.SessionTTL), ttlMS(s.opts.DedupeTTL), eventMember(eventID),
+		args: []any{ms(obs.At), s.sessionTTLArg, s.dedupeTTLArg, eventMember(eventID),
 			obs.Platform, obs.Consumer, obs.Channel, closeFlag, ms(obs.At) + ttlMS(s.opts.DedupeTTL)},
 	}).Text()
 	if err != nil {
