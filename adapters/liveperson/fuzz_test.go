@@ -15,12 +15,7 @@ import (
 // panics, and gives the same events (ids included) every time: LivePerson's
 // retries must dedupe.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, s := range seeds {
-		if b, err := os.ReadFile(s); err == nil {
-			f.Add(b)
-		}
-	}
+	addParseSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		items, skips, err := parse(body)
 		if err != nil {

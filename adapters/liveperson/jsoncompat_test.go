@@ -1,8 +1,6 @@
 package liveperson
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stepup-bridge/stepup-bridge/adapters/internal/jsoncompat"
@@ -15,20 +13,7 @@ import (
 // types are tried on the whole body. The one-pass parser falls back on any
 // error: for its envelope only success and the values must match.
 func FuzzDecodeMatchesStdlib(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, b := range fuzzCorpus(f, "FuzzParse") {
-		f.Add(b)
-	}
-	for _, b := range fallbackBodies {
-		f.Add([]byte(b))
-	}
+	addParseSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if d := jsoncompat.DiffValues(body, func() any { return new(fastEnvelope) }); d != "" {
 			t.Fatalf("fastEnvelope: %s", d)

@@ -117,6 +117,25 @@ func assertParseMatchesSlow(t *testing.T, body []byte) {
 	}
 }
 
+// addParseSeeds seeds a body fuzz target with the sample notifications,
+// FuzzParse's corpus and the bodies the fast path leaves to parseSlow.
+func addParseSeeds(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, b := range fuzzCorpus(f, "FuzzParse") {
+		f.Add(b)
+	}
+	for _, b := range fallbackBodies {
+		f.Add([]byte(b))
+	}
+}
+
 // fuzzCorpus is the inputs of a fuzz target's corpus in testdata/fuzz.
 func fuzzCorpus(f *testing.F, target string) [][]byte {
 	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", target, "*"))
@@ -145,20 +164,7 @@ func fuzzCorpus(f *testing.F, target string) [][]byte {
 // reference parser succeeds with the same items and skips; and parse
 // always gives what parseSlow gives, error text included.
 func FuzzParseFastMatchesSlow(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, b := range fuzzCorpus(f, "FuzzParse") {
-		f.Add(b)
-	}
-	for _, b := range fallbackBodies {
-		f.Add([]byte(b))
-	}
+	addParseSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if items, skips, ok := parseFast(body); ok {
 			wItems, wSkips, err := parseSlow(body)
