@@ -19,7 +19,7 @@ import (
 // benchBody is a typical consumer message (the load generator's shape).
 var benchBody = []byte(`{"type":"message.created","timestamp":"2026-11-26T09:00:00.123456789Z","data":{"conversation_id":"lg1234r-c4711","consumer_id":"anon-lg1234r-c4711","channel":"web","author":{"role":"consumer","id":"anon-lg1234r-c4711"},"text":"I was charged twice for the same order, can you check please"}}`)
 
-func benchSecret(b *testing.B) (string, []byte) {
+func benchSecret(b testing.TB) (string, []byte) {
 	b.Helper()
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
