@@ -81,6 +81,7 @@ type Options struct {
 type Adapter struct {
 	cfg         config.LivePersonPlatform
 	secret      []byte
+	macs        macs // secret's pooled HMACs
 	agent       *AgentClient
 	connector   *ConnectorClient // nil: connector_api is not enabled
 	extField    string           // ctmrinfo field holding the ext_consumer_id
@@ -101,6 +102,7 @@ type Adapter struct {
 // appear in its errors.
 func New(cfg config.LivePersonPlatform, opts Options) (*Adapter, error) {
 	a := &Adapter{cfg: cfg, secret: []byte(cfg.ClientSecret.Value), log: opts.Logger, clock: opts.Clock, callTimeout: opts.CallTimeout, assigned: newAssignments()}
+	a.macs = newMACs(a.secret)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -206,7 +208,7 @@ func (a *Adapter) BindBrand(brand string, sessions bridge.SessionReader) {
 // Errors wrap bridge.ErrUnauthenticated or bridge.ErrMalformed; a profile
 // lookup that fails wraps bridge.ErrUnavailable, so that LivePerson retries.
 func (a *Adapter) ParseWebhook(ctx context.Context, req bridge.WebhookRequest) ([]bridge.Event, error) {
-	if err := Verify(req.Header, req.Body, a.cfg.AccountID, a.cfg.ClientID, a.secret); err != nil {
+	if err := verify(req.Header, req.Body, a.cfg.AccountID, a.cfg.ClientID, a.macs); err != nil {
 		return nil, fmt.Errorf("liveperson webhook: %w", err)
 	}
 	items, skips, err := parse(req.Body)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/internal/hmacpool"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
 
@@ -60,6 +61,19 @@ func hashFor(alg string) func() hash.Hash {
 // reading of it) breaks on emoji. There is no timestamp to bound replays:
 // duplicates are caught by the event ids the store deduplicates on.
 func Verify(h http.Header, body []byte, accountID, clientID string, secret []byte) error {
+	return verify(h, body, accountID, clientID, newMACs(secret))
+}
+
+// macs is an app secret's keyed HMACs, pooled, one pool per algorithm
+// LivePerson may sign with: a warm check allocates nothing.
+type macs struct{ sha1, sha256 *hmacpool.Pool }
+
+func newMACs(secret []byte) macs {
+	return macs{sha1: hmacpool.New(sha1.New, secret), sha256: hmacpool.New(sha256.New, secret)}
+}
+
+// verify is Verify with the adapter's pooled HMACs.
+func verify(h http.Header, body []byte, accountID, clientID string, k macs) error {
 	acc, cli, sig := h.Get(HeaderAccountID), h.Get(HeaderClientID), h.Get(HeaderSignature)
 	for _, v := range []struct{ name, v string }{{"x-liveperson-account-id", acc}, {"x-liveperson-client-id", cli}, {"x-liveperson-signature", sig}} {
 		if strings.TrimSpace(v.v) == "" {
@@ -75,31 +89,40 @@ func Verify(h http.Header, body []byte, accountID, clientID string, secret []byt
 	}
 	alg, enc, ok := strings.Cut(strings.TrimSpace(sig), "=")
 	alg = strings.ToLower(alg)
-	if !ok || (alg != "sha1" && alg != "sha256") {
+	pool, size := k.sha1, sha1.Size
+	switch {
+	case !ok || (alg != "sha1" && alg != "sha256"):
 		return unauthenticated(ErrBadSignature, "expected sha1= or sha256=")
+	case alg == "sha256":
+		pool, size = k.sha256, sha256.Size
 	}
-	got, ok := decodeDigest(enc, hashFor(alg)().Size())
+	m := pool.Get()
+	defer pool.Put(m)
+	got, ok := decodeDigest(m, enc, size)
 	if !ok {
 		return unauthenticated(ErrBadSignature, "not a base64 or hex "+alg+" digest")
 	}
-	m := hmac.New(hashFor(alg), secret)
 	m.Write(body)
-	if !hmac.Equal(got, m.Sum(nil)) {
+	if !hmac.Equal(got, m.Sum()) {
 		return unauthenticated(ErrBadSignature, "")
 	}
 	return nil
 }
 
 // decodeDigest reads a digest of size bytes as hex (2·size characters) or
-// base64 (padded or not).
-func decodeDigest(s string, size int) ([]byte, bool) {
+// base64 (padded or not), into m's buffer. Longer text cannot be one, and
+// is not decoded.
+func decodeDigest(m *hmacpool.MAC, s string, size int) ([]byte, bool) {
 	if len(s) == 2*size {
-		if b, err := hex.DecodeString(s); err == nil {
+		if b, err := m.Decode(hex.AppendDecode, s); err == nil {
 			return b, true
 		}
 	}
+	if len(s) > base64.StdEncoding.EncodedLen(size) {
+		return nil, false
+	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) == size {
+		if b, err := m.Decode(enc.AppendDecode, s); err == nil && len(b) == size {
 			return b, true
 		}
 	}

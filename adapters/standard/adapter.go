@@ -63,7 +63,7 @@ type Options struct {
 // Adapter is the Standard Webhooks platform of one brand. It is immutable
 // and safe for concurrent use.
 type Adapter struct {
-	secrets        *keyring
+	secrets        keyring
 	tolerance      time.Duration
 	endpoint       string
 	endpointSecret []byte

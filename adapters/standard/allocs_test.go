@@ -2,10 +2,13 @@
 
 package standard
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
-// An allocation budget for the adapter's work per webhook (15 on Go 1.26:
-// the decoded strings and pointers, the MAC sums, the event), so that a
+// An allocation budget for the adapter's work per webhook (9 on Go 1.26:
+// the decoded strings and pointers, the event), so that a
 // change putting avoidable allocations back on the hottest path (encoding/json
 // instead of inbound.Unmarshal, hmac.New per request) fails here rather than
 // in a benchmark nobody reruns. Counts, not times; not under -race, which
@@ -17,7 +20,26 @@ func TestParseWebhookAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 17 {
-		t.Errorf("ParseWebhook: %.1f allocations per webhook, budget 17", allocs)
+	if allocs > 11 {
+		t.Errorf("ParseWebhook: %.1f allocations per webhook, budget 11", allocs)
+	}
+}
+
+// The signature check with the adapter's pooled keys allocates nothing,
+// during a rotation too.
+func TestVerifyAllocations(t *testing.T) {
+	_, key := benchSecret(t)
+	_, other := benchSecret(t)
+	now := time.Now()
+	h := benchHeader(key, now)
+	keys := newKeyring([][]byte{other, key})
+	check := func() {
+		if _, err := verify(keys, h, benchBody, now, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check()
+	if n := testing.AllocsPerRun(100, check); n != 0 {
+		t.Errorf("verify: %.1f allocations per webhook, want 0", n)
 	}
 }

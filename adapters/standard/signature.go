@@ -6,13 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/stepup-bridge/stepup-bridge/adapters/internal/hmacpool"
 	"github.com/stepup-bridge/stepup-bridge/bridge"
 )
 
@@ -93,46 +92,58 @@ func SignHeader(h http.Header, secret []byte, id string, ts time.Time, body []by
 }
 
 func mac(secret []byte, id string, unix int64, body []byte) []byte {
-	return sum(hmac.New(sha256.New, secret), id, unix, body)
+	return sum(hmacpool.NewMAC(sha256.New, secret), id, unix, body)
 }
 
 // sum writes "<id>.<unix>.<body>" to the keyed HMAC m and returns its sum.
-func sum(m hash.Hash, id string, unix int64, body []byte) []byte {
-	// "<id>.<unix>." appended by hand: fmt.Fprintf cost more than hashing it.
-	prefix := append(make([]byte, 0, len(id)+22), id...)
-	prefix = append(strconv.AppendInt(append(prefix, '.'), unix, 10), '.')
-	m.Write(prefix)
+func sum(m *hmacpool.MAC, id string, unix int64, body []byte) []byte {
+	m.WriteString(id)
+	m.WriteString(".")
+	m.WriteInt(unix)
+	m.WriteString(".")
 	m.Write(body)
-	return m.Sum(nil)
+	return m.Sum()
 }
 
-// keyring is the adapter's secrets with a pool of keyed HMACs each:
-// hmac.New allocates six objects and hashes the key into both pads on
-// every call, and Reset returns a used HMAC to its keyed state.
-type keyring struct {
-	keys [][]byte
-	macs []sync.Pool // macs[i] holds hash.Hash values keyed with keys[i]
-}
+// keyring is the adapter's secrets, each with a pool of keyed HMACs.
+type keyring []*hmacpool.Pool
 
-func newKeyring(keys [][]byte) *keyring {
-	return &keyring{keys: keys, macs: make([]sync.Pool, len(keys))}
-}
-
-func (k *keyring) count() int { return len(k.keys) }
-
-// sums returns the v1 MAC of the request under each key, in key order.
-func (k *keyring) sums(id string, unix int64, body []byte) [][]byte {
-	out := make([][]byte, len(k.keys))
-	for i := range k.keys {
-		m, _ := k.macs[i].Get().(hash.Hash)
-		if m == nil {
-			m = hmac.New(sha256.New, k.keys[i])
-		}
-		out[i] = sum(m, id, unix, body)
-		m.Reset()
-		k.macs[i].Put(m)
+func newKeyring(keys [][]byte) keyring {
+	k := make(keyring, len(keys))
+	for i, key := range keys {
+		k[i] = hmacpool.New(sha256.New, key)
 	}
-	return out
+	return k
+}
+
+// maxSigText is the length of a v1 signature's base64 (HMAC-SHA256, padded):
+// a longer entry cannot match, and is not decoded.
+var maxSigText = base64.StdEncoding.EncodedLen(sha256.Size)
+
+// match checks the space-separated entries of sigs against the request's v1
+// MAC under each key. Every v1 entry is compared with every key's MAC, in
+// constant time (hmac.Equal); seenV1 reports whether there was a v1 entry.
+func (k keyring) match(id string, unix int64, body []byte, sigs string) (seenV1, ok bool) {
+	for _, p := range k {
+		m := p.Get()
+		expected := sum(m, id, unix, body)
+		for entry := range strings.FieldsSeq(sigs) {
+			version, sig, found := strings.Cut(entry, signatureSeparator)
+			if !found || version != signatureVersionV1 {
+				continue // unknown scheme (v1a, future ones): not ours to judge
+			}
+			seenV1 = true
+			if len(sig) > maxSigText {
+				continue
+			}
+			got, err := m.Decode(base64.StdEncoding.AppendDecode, sig)
+			if err == nil && hmac.Equal(got, expected) {
+				ok = true
+			}
+		}
+		p.Put(m)
+	}
+	return seenV1, ok
 }
 
 // Verify authenticates a Standard Webhooks request on its raw body and
@@ -145,30 +156,11 @@ func (k *keyring) sums(id string, unix int64, body []byte) [][]byte {
 // <= 0 means DefaultTolerance. Errors wrap bridge.ErrUnauthenticated and
 // one of this package's sentinels.
 func Verify(secrets [][]byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) (id string, err error) {
-	return verify(plainKeys(secrets), header, body, now, tolerance)
+	return verify(newKeyring(secrets), header, body, now, tolerance)
 }
 
-// macSource gives the expected v1 MACs of a request, one per secret.
-type macSource interface {
-	count() int
-	sums(id string, unix int64, body []byte) [][]byte
-}
-
-// plainKeys computes each MAC afresh (Verify's callers: tests, tools).
-type plainKeys [][]byte
-
-func (k plainKeys) count() int { return len(k) }
-
-func (k plainKeys) sums(id string, unix int64, body []byte) [][]byte {
-	out := make([][]byte, len(k))
-	for i, key := range k {
-		out[i] = mac(key, id, unix, body)
-	}
-	return out
-}
-
-// verify is Verify with the MACs from keys.
-func verify[K macSource](keys K, header http.Header, body []byte, now time.Time, tolerance time.Duration) (id string, err error) {
+// verify is Verify with the adapter's pooled keys.
+func verify(keys keyring, header http.Header, body []byte, now time.Time, tolerance time.Duration) (id string, err error) {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
@@ -181,34 +173,14 @@ func verify[K macSource](keys K, header http.Header, body []byte, now time.Time,
 		}
 	}
 	ts, err := strconv.ParseInt(rawTS, 10, 64)
-	if err != nil || ts < 0 || strconv.FormatInt(ts, 10) != rawTS {
+	var canonical [20]byte
+	if err != nil || ts < 0 || string(strconv.AppendInt(canonical[:0], ts, 10)) != rawTS {
 		return "", unauthenticated(ErrBadTimestamp, "")
 	}
-	if keys.count() == 0 {
+	if len(keys) == 0 {
 		return "", unauthenticated(ErrNoSecret, "")
 	}
-
-	expected := keys.sums(id, ts, body)
-	seenV1 := false
-	ok := false
-	for _, entry := range strings.Fields(sigs) {
-		version, sig, found := strings.Cut(entry, signatureSeparator)
-		if !found || version != signatureVersionV1 {
-			continue // unknown scheme (v1a, future ones): not ours to judge
-		}
-		seenV1 = true
-		got, err := base64.StdEncoding.DecodeString(sig)
-		if err != nil {
-			continue
-		}
-		for _, e := range expected {
-			// Every comparison runs; hmac.Equal is constant-time.
-			if hmac.Equal(got, e) {
-				ok = true
-			}
-		}
-	}
-	if !ok {
+	if seenV1, ok := keys.match(id, ts, body, sigs); !ok {
 		if !seenV1 {
 			return "", unauthenticated(ErrBadSignature, "no v1 entry")
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,9 @@ func TestVerify(t *testing.T) {
 		{"unknown version ignored", [][]byte{keyA}, with(good, "webhook-signature", "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg== "+goodSig), body, nil},
 		{"only unknown version", [][]byte{keyA}, with(good, "webhook-signature", "v2,"+goodSig[3:]), body, standard.ErrBadSignature},
 		{"bad base64 entry ignored", [][]byte{keyA}, with(good, "webhook-signature", "v1,!!! "+goodSig), body, nil},
+		{"good entry, then garbage", [][]byte{keyA}, with(good, "webhook-signature", goodSig+" v1,!!! v1,AAAA"), body, nil},
+		{"oversized entry ignored", [][]byte{keyA}, with(good, "webhook-signature", "v1,"+strings.Repeat("A", 4096)+" "+goodSig), body, nil},
+		{"only an oversized entry", [][]byte{keyA}, with(good, "webhook-signature", goodSig+strings.Repeat("A", 4096)), body, standard.ErrBadSignature},
 		{"signature without version", [][]byte{keyA}, with(good, "webhook-signature", goodSig[3:]), body, standard.ErrBadSignature},
 		{"truncated signature", [][]byte{keyA}, with(good, "webhook-signature", goodSig[:20]), body, standard.ErrBadSignature},
 		{"no secrets", nil, good, body, standard.ErrNoSecret},
