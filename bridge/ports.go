@@ -143,9 +143,14 @@ type Outbox interface {
 type WebhookRequest struct {
 	Header   http.Header
 	Body     []byte // raw bytes, as signed
-	URL      string // absolute URL as the platform called it (some schemes sign it)
+	Origin   string // the bridge's public origin (scheme://host) the platform called
+	Target   string // the request target: path and query
 	Received time.Time
 }
+
+// URL is the absolute URL as the platform called it (some schemes sign
+// it); built on demand, as most adapters never need it.
+func (r WebhookRequest) URL() string { return r.Origin + r.Target }
 
 // Platform is a messaging platform adapter for one brand.
 type Platform interface {

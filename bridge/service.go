@@ -240,7 +240,8 @@ func (s *Service) handleEvent(ctx context.Context, b *Brand, platform string, ev
 			log().WarnContext(ctx, "agent command refused", "reason", ErrChannelRefused.Error(), "channel", channel)
 			return "refused_channel", err
 		}
-		_, _, err := s.issue(ctx, b, key, ev.ID, &obs, platform, consumer, true)
+		o := obs // its own copy: taking obs's address would move it to the heap on every event's path
+		_, _, err := s.issue(ctx, b, key, ev.ID, &o, platform, consumer, true)
 		switch {
 		case errors.Is(err, ErrClosed), errors.Is(err, ErrAlreadySteppedUp), errors.Is(err, ErrTooManyLinks):
 			// A refusal is an answer, not a failure: acknowledge the event.

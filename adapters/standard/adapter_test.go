@@ -59,7 +59,8 @@ func webhook(secret, id string, ts time.Time, body []byte) bridge.WebhookRequest
 	return bridge.WebhookRequest{
 		Header:   standardtest.SignedRequest(secret, id, ts, body),
 		Body:     body,
-		URL:      "https://bridge.example/webhooks/acme/standard",
+		Origin:   "https://bridge.example",
+		Target:   "/webhooks/acme/standard",
 		Received: ts,
 	}
 }

@@ -98,7 +98,7 @@ func benchWebhook(tb testing.TB) (*Adapter, bridge.WebhookRequest) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return a, bridge.WebhookRequest{Header: benchHeader(key, now), Body: benchBody, URL: "http://127.0.0.1/webhooks/acme/standard", Received: now}
+	return a, bridge.WebhookRequest{Header: benchHeader(key, now), Body: benchBody, Origin: "http://127.0.0.1", Target: "/webhooks/acme/standard", Received: now}
 }
 
 // BenchmarkParseWebhook is the adapter's whole inbound work per request:

@@ -18,7 +18,7 @@ func (s *server) idpEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	_, err := s.svc.HandleLoginEvent(c.Request.Context(), c.Param("brand"), c.Param("provider"), s.idpRequest(c, body))
+	_, err := s.svc.HandleLoginEvent(c.Request.Context(), c.Param("brand"), c.Param("provider"), s.inboundRequest(c, body))
 	if err != nil {
 		s.failIdP(c, err)
 		return
@@ -30,20 +30,13 @@ func (s *server) idpEvent(c *gin.Context) {
 // X-Okta-Verification-Challenge, echoed as {"verification": ...} once the
 // Authorization header checks out).
 func (s *server) idpChallenge(c *gin.Context) {
-	v, err := s.svc.LoginEventChallenge(c.Request.Context(), c.Param("brand"), c.Param("provider"), s.idpRequest(c, nil))
+	v, err := s.svc.LoginEventChallenge(c.Request.Context(), c.Param("brand"), c.Param("provider"), s.inboundRequest(c, nil))
 	if err != nil {
 		s.failIdP(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"verification": v})
-}
-
-func (s *server) idpRequest(c *gin.Context, body []byte) bridge.WebhookRequest {
-	return bridge.WebhookRequest{
-		Header: c.Request.Header, Body: body, Received: s.clock.Now(),
-		URL: s.publicURL.Scheme + "://" + s.publicURL.Host + c.Request.URL.RequestURI(),
-	}
 }
 
 // failIdP maps the errors status() does not know, then defers to it.

@@ -52,6 +52,7 @@ type server struct {
 	log       *slog.Logger
 	metrics   *telemetry.Metrics
 	publicURL *url.URL
+	origin    string // publicURL's scheme://host
 	apiKeys   map[string][][32]byte
 	maxBody   int64
 	clock     bridge.Clock
@@ -77,7 +78,7 @@ func New(o Options) (*gin.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: pages: %w", err)
 	}
-	s := &server{svc: o.Service, log: o.Logger, metrics: o.Metrics, publicURL: pu, maxBody: o.MaxBodyBytes, clock: o.Clock, pages: pages, apiKeys: map[string][][32]byte{}}
+	s := &server{svc: o.Service, log: o.Logger, metrics: o.Metrics, publicURL: pu, origin: pu.Scheme + "://" + pu.Host, maxBody: o.MaxBodyBytes, clock: o.Clock, pages: pages, apiKeys: map[string][][32]byte{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -285,14 +286,20 @@ func webhookReply(b []byte, res bridge.WebhookResult) []byte {
 	return append(b, `,"status":"ok"}`...)
 }
 
+// inboundRequest is a platform's or an IdP's call as the service takes it.
+func (s *server) inboundRequest(c *gin.Context, body []byte) bridge.WebhookRequest {
+	return bridge.WebhookRequest{
+		Header: c.Request.Header, Body: body, Received: s.clock.Now(),
+		Origin: s.origin, Target: c.Request.URL.RequestURI(),
+	}
+}
+
 func (s *server) webhook(c *gin.Context) {
 	body, ok := s.readBody(c)
 	if !ok {
 		return
 	}
-	res, err := s.svc.HandleWebhook(c.Request.Context(), c.Param("brand"), c.Param("platform"), bridge.WebhookRequest{
-		Header: c.Request.Header, Body: body, URL: s.publicURL.Scheme + "://" + s.publicURL.Host + c.Request.URL.RequestURI(), Received: s.clock.Now(),
-	})
+	res, err := s.svc.HandleWebhook(c.Request.Context(), c.Param("brand"), c.Param("platform"), s.inboundRequest(c, body))
 	if err != nil {
 		s.fail(c, err)
 		return

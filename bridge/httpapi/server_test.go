@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -127,7 +128,23 @@ type fixture struct {
 	store  *downStore
 	secret string
 	svc    *bridge.Service
+	rec    *recordingPlatform
 }
+
+// recordingPlatform keeps the URL of the last webhook it was given.
+type recordingPlatform struct {
+	mu  sync.Mutex
+	url string
+}
+
+func (p *recordingPlatform) ParseWebhook(_ context.Context, req bridge.WebhookRequest) ([]bridge.Event, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.url = req.URL()
+	return nil, nil
+}
+
+func (p *recordingPlatform) Deliver(context.Context, bridge.OutboxEntry) error { return nil }
 
 const apiKey = "acme-key-0123456789-0123456789-0123456789"
 
@@ -137,7 +154,8 @@ func newFixture(t *testing.T) *fixture {
 	p, err := standard.New(config.StandardPlatform{WebhookSecrets: []config.Secret{{Value: secret}}}, standard.Options{})
 	require.NoError(t, err)
 	store := &downStore{Store: memstore.New(memstore.Options{})}
-	brand := &bridge.Brand{ID: "acme", Platforms: map[string]bridge.Platform{"standard": p}, Identity: stubIdentity{}, Policy: bridge.Policy{
+	rec := &recordingPlatform{}
+	brand := &bridge.Brand{ID: "acme", Platforms: map[string]bridge.Platform{"standard": p, "rec": rec}, Identity: stubIdentity{}, Policy: bridge.Policy{
 		LinkTTL: 10 * time.Minute, TxnTTL: 10 * time.Minute, Binding: bridge.BindingConfirmCode, CodeTTL: 5 * time.Minute, CodeLength: 6, CodeAttempts: 3,
 		MaxLinks: 5, AgentCommand: "/verify", LinkMessage: template.Must(template.New("").Parse("{{.URL}}")),
 		NotifyMessage: template.Must(template.New("").Parse("{{.Subject}}")),
@@ -146,7 +164,18 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	h, err := New(Options{Service: svc, PublicURL: "https://bridge.example", APIKeys: map[string][]string{"acme": {apiKey}}, MaxBodyBytes: 4096})
 	require.NoError(t, err)
-	return &fixture{h: h, store: store, secret: secret, svc: svc}
+	return &fixture{h: h, store: store, secret: secret, svc: svc, rec: rec}
+}
+
+// An adapter whose scheme signs the URL gets the one the platform called:
+// the bridge's public origin, the path and query as sent.
+func TestWebhookURL(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(t, http.MethodPost, "/webhooks/acme/rec?sig=a%2Fb&x=1", nil, []byte(`{}`))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	assert.Equal(t, "https://bridge.example/webhooks/acme/rec?sig=a%2Fb&x=1", f.rec.url)
 }
 
 func (f *fixture) do(t *testing.T, method, path string, hdr http.Header, body []byte) *httptest.ResponseRecorder {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,4 +27,26 @@ func TestRequestIDFromContext(t *testing.T) {
 	assert.Equal(t, "acme", first["brand"])
 	assert.NotContains(t, second, "request_id")
 	assert.Equal(t, "", RequestID(context.Background()))
+}
+
+// The id survives the contexts the service derives (timeouts, detached
+// batches), and the carrier passes other keys and cancellation through.
+func TestRequestIDThroughDerivedContexts(t *testing.T) {
+	type otherKey struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), otherKey{}, "v"))
+	ctx := WithRequestID(parent, "req-456")
+	timed, stop := context.WithTimeout(ctx, time.Hour)
+	defer stop()
+	assert.Equal(t, "req-456", RequestID(timed))
+	assert.Equal(t, "req-456", RequestID(context.WithoutCancel(timed)))
+	assert.Equal(t, "v", timed.Value(otherKey{}))
+	assert.Equal(t, "req-789", RequestID(WithRequestID(timed, "req-789")), "the innermost id wins")
+
+	cancel()
+	select {
+	case <-timed.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the parent did not reach a context derived from the carrier")
+	}
+	assert.ErrorIs(t, timed.Err(), context.Canceled)
 }
