@@ -78,6 +78,14 @@ func (k *keys) dedupe(key bridge.Key) string {
 	return k.tags[key.Partition()] + "e:" + conv(key)
 }
 
+// sessionAndDedupe returns a conversation's session and dedupe keys, built
+// in one allocation (the observe call, on nearly every event, needs both).
+func (k *keys) sessionAndDedupe(key bridge.Key) (session, dedupe string) {
+	tag, c := k.tags[key.Partition()], conv(key)
+	both := tag + "s:" + c + tag + "e:" + c
+	return both[:len(both)/2], both[len(both)/2:]
+}
+
 func (k *keys) ticket(p uint16, hash string) string { return k.tags[p] + "tk:" + hash }
 
 func (k *keys) txn(p uint16, hash string) string { return k.tags[p] + "tx:" + hash }

@@ -356,11 +356,14 @@ func (s *Store) observe(ctx context.Context, op, eventID string, obs bridge.Obse
 	if closing {
 		closeFlag = flagClose
 	}
-	status, err := s.observes.do(ctx, call{
-		keys: []string{s.k.session(obs.Key), s.k.dedupe(obs.Key)},
-		args: []any{ms(obs.At), s.sessionTTLArg, s.dedupeTTLArg, eventMember(eventID),
-			obs.Platform, obs.Consumer, obs.Channel, closeFlag, ms(obs.At) + ttlMS(s.opts.DedupeTTL)},
-	}).Text()
+	// Keys and arguments in one allocation.
+	in := &struct {
+		keys [2]string
+		args [9]any
+	}{args: [9]any{ms(obs.At), s.sessionTTLArg, s.dedupeTTLArg, eventMember(eventID),
+		obs.Platform, obs.Consumer, obs.Channel, closeFlag, ms(obs.At) + ttlMS(s.opts.DedupeTTL)}}
+	in.keys[0], in.keys[1] = s.k.sessionAndDedupe(obs.Key)
+	status, err := s.observes.do(ctx, call{keys: in.keys[:], args: in.args[:]}).Text()
 	if err != nil {
 		return s.fail(ctx, op, err)
 	}
