@@ -79,7 +79,8 @@ func (k *keys) dedupe(key bridge.Key) string {
 }
 
 // sessionAndDedupe returns a conversation's session and dedupe keys, built
-// in one allocation (the observe call, on nearly every event, needs both).
+// in one allocation (the observe call, on nearly every event, needs both);
+// "s:" and "e:" being the same length, each is half of it.
 func (k *keys) sessionAndDedupe(key bridge.Key) (session, dedupe string) {
 	tag, c := k.tags[key.Partition()], conv(key)
 	both := tag + "s:" + c + tag + "e:" + c
